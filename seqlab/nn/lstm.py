@@ -1,0 +1,186 @@
+"""Reference LSTM written from the gate equations, and helpers for padded batches.
+
+The equations (W acts on the concatenation [h_{t-1}, x_t]):
+
+    f_t = sigmoid(W_f [h_{t-1}, x_t] + b_f)          forget gate
+    i_t = sigmoid(W_i [h_{t-1}, x_t] + b_i)          input gate
+    g_t = tanh(W_C [h_{t-1}, x_t] + b_C)             candidate cell
+    c_t = f_t * c_{t-1} + i_t * g_t                  cell update
+    o_t = sigmoid(W_o [h_{t-1}, x_t] + b_o)          output gate
+    h_t = o_t * tanh(c_t)
+
+Parameters are stored with the names and gate order (i, f, g, o) of ``torch.nn.LSTM``, so the
+weights of one load into the other with ``load_state_dict``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+GATES = ("input", "forget", "candidate", "output")
+
+
+class Gates(NamedTuple):
+    """Gate activations of one step, each (B, H)."""
+
+    input: Tensor
+    forget: Tensor
+    candidate: Tensor
+    output: Tensor
+
+
+def lstm_cell(
+    x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None
+) -> tuple[Tensor, Tensor, Gates]:
+    """One LSTM step: x (B, I), h and c (B, H) -> new h, new c and the gates."""
+    weight = torch.cat([w_hh, w_ih], dim=1)  # (4H, H + I): W acting on [h_{t-1}, x_t]
+    z = torch.cat([h, x], dim=1) @ weight.T  # (B, 4H)
+    if b_ih is not None:
+        z = z + b_ih + b_hh
+    z_i, z_f, z_g, z_o = z.chunk(4, dim=1)  # nn.LSTM's gate order
+    f = torch.sigmoid(z_f)
+    i = torch.sigmoid(z_i)
+    g = torch.tanh(z_g)
+    c = f * c + i * g
+    o = torch.sigmoid(z_o)
+    h = o * torch.tanh(c)
+    return h, c, Gates(i, f, g, o)
+
+
+def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse each sequence of a right-padded batch (B, T, ...) within its own length.
+
+    Padding stays at the end, so a forward-only LSTM run on the result is the reverse direction
+    of a bidirectional LSTM and never reads padding before a real step.
+    """
+    if lengths is None:
+        return x.flip(1)
+    T = x.size(1)
+    steps = torch.arange(T, device=x.device).unsqueeze(0)  # (1, T)
+    lengths = lengths.to(x.device).unsqueeze(1)  # (B, 1)
+    index = torch.where(steps < lengths, lengths - 1 - steps, steps)  # (B, T)
+    index = index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(1, index)
+
+
+def run_reference_layer(
+    lstm: nn.Module,
+    suffix: str,
+    x: Tensor,
+    hx: tuple[Tensor, Tensor] | None,
+    lengths: Tensor | None,
+    return_gates: bool = False,
+) -> tuple[Tensor, tuple[Tensor, Tensor], list[Gates]]:
+    """Run one direction of one layer step by step, with the weights ``*{suffix}`` of ``lstm``.
+
+    x is (B, T, I) batch-first. With ``lengths``, the state stops changing after a sequence's
+    last step and its outputs past that step are zero, as with a packed sequence.
+    """
+    B, T, _ = x.shape
+    H = lstm.hidden_size
+    w_ih = getattr(lstm, f"weight_ih{suffix}")
+    w_hh = getattr(lstm, f"weight_hh{suffix}")
+    b_ih = getattr(lstm, f"bias_ih{suffix}", None)
+    b_hh = getattr(lstm, f"bias_hh{suffix}", None)
+    if hx is None:
+        h = x.new_zeros(B, H)
+        c = x.new_zeros(B, H)
+    else:
+        h, c = hx
+    outputs, gates = [], []
+    for t in range(T):
+        h_new, c_new, g = lstm_cell(x[:, t], h, c, w_ih, w_hh, b_ih, b_hh)
+        if lengths is not None:
+            valid = (t < lengths).to(x.device).unsqueeze(1)  # (B, 1)
+            h = torch.where(valid, h_new, h)
+            c = torch.where(valid, c_new, c)
+            outputs.append(torch.where(valid, h_new, torch.zeros_like(h_new)))
+        else:
+            h, c = h_new, c_new
+            outputs.append(h_new)
+        if return_gates:
+            gates.append(g)
+    return torch.stack(outputs, dim=1), (h, c), gates
+
+
+class ReferenceLSTM(nn.Module):
+    """A readable drop-in for ``torch.nn.LSTM`` built on :func:`lstm_cell`.
+
+    Same constructor, parameter names and return values; ``forward`` also takes ``lengths``
+    (B,) for right-padded batches, with the semantics of a packed sequence.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+    ) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bias
+        self.batch_first = batch_first
+        self.dropout = dropout
+        self.bidirectional = bidirectional
+        directions = 2 if bidirectional else 1
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else hidden_size * directions
+            for suffix in self._suffixes(layer):
+                self.register_parameter(f"weight_ih{suffix}", nn.Parameter(torch.empty(4 * hidden_size, layer_input)))
+                self.register_parameter(f"weight_hh{suffix}", nn.Parameter(torch.empty(4 * hidden_size, hidden_size)))
+                if bias:
+                    self.register_parameter(f"bias_ih{suffix}", nn.Parameter(torch.empty(4 * hidden_size)))
+                    self.register_parameter(f"bias_hh{suffix}", nn.Parameter(torch.empty(4 * hidden_size)))
+        self.reset_parameters()
+
+    def _suffixes(self, layer: int) -> list[str]:
+        return [f"_l{layer}"] + ([f"_l{layer}_reverse"] if self.bidirectional else [])
+
+    def reset_parameters(self) -> None:
+        bound = self.hidden_size**-0.5
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    def forward(
+        self,
+        x: Tensor,
+        hx: tuple[Tensor, Tensor] | None = None,
+        lengths: Tensor | None = None,
+        return_gates: bool = False,
+    ):
+        """x: (B, T, I) if batch_first else (T, B, I); hx: (h0, c0), each (layers * dirs, B, H).
+
+        Returns ``output, (h_n, c_n)`` like nn.LSTM, plus a dict ``{(layer, direction): [Gates]}``
+        when ``return_gates`` is set (direction 0 is forward, 1 is reverse, in time order of the run).
+        """
+        if not self.batch_first:
+            x = x.transpose(0, 1)  # (B, T, I)
+        h_n, c_n, all_gates = [], [], {}
+        for layer in range(self.num_layers):
+            outs = []
+            for direction, suffix in enumerate(self._suffixes(layer)):
+                k = layer * len(self._suffixes(layer)) + direction
+                state = None if hx is None else (hx[0][k], hx[1][k])
+                inp = x if direction == 0 else reverse_padded(x, lengths)
+                out, (h, c), gates = run_reference_layer(self, suffix, inp, state, lengths, return_gates)
+                outs.append(out if direction == 0 else reverse_padded(out, lengths))
+                h_n.append(h)
+                c_n.append(c)
+                all_gates[(layer, direction)] = gates
+            x = torch.cat(outs, dim=2)  # (B, T, H * dirs)
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+                x = nn.functional.dropout(x, self.dropout, training=True)
+        output = x if self.batch_first else x.transpose(0, 1)
+        state = (torch.stack(h_n), torch.stack(c_n))
+        if return_gates:
+            return output, state, all_gates
+        return output, state

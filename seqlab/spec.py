@@ -1,0 +1,37 @@
+"""TaskSpec: what a DataModule tells the model about a task. Plain data, no tensors."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+InputKind = Literal["tokens", "features"]
+TaskType = Literal["binary", "multiclass"]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Sizes and names the data decides: input kind and width, classes, task type."""
+
+    name: str
+    input: InputKind
+    task_type: TaskType
+    labels: list[str] = field(default_factory=list)
+    vocab_size: int | None = None
+    feature_dim: int | None = None
+    padding_idx: int = 0
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskSpec:
+        return cls(**data)
+
+
+def classification_type(labels: list[str]) -> TaskType:
+    return "binary" if len(labels) == 2 else "multiclass"

