@@ -48,6 +48,7 @@ class SeqModel(L.LightningModule):
         head_dropout: float = 0.0,
         pooling: Literal["last", "mean", "max", "attention"] = "max",
         impl: Literal["fast", "reference"] = "fast",
+        chunk_size: int | None = None,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_schedule: Literal["constant", "cosine"] = "cosine",
         warmup: float = 0.0,
@@ -60,31 +61,32 @@ class SeqModel(L.LightningModule):
         self.optimizer = optimizer
         self.lr_schedule = lr_schedule
         self.warmup = warmup
-        self.inputs = nn.ModuleDict(
-            {
-                name: make_input_layer(embed_dim, s.vocab_size, s.feature_dim, s.padding_idx)
-                for name, s in self.specs.items()
-            }
-        )
-        self.encoder = LSTMEncoder(
-            embed_dim, hidden_size, num_layers, bidirectional, dropout, input_dropout, pooling, impl
-        )
+        self.inputs = nn.ModuleDict({name: make_input_layer(embed_dim, s.vocab_size, s.feature_dim, s.padding_idx) for name, s in self.specs.items()})
+        self.encoder = LSTMEncoder(embed_dim, hidden_size, num_layers, bidirectional, dropout, input_dropout, pooling, impl, chunk_size=chunk_size)
         self.heads = nn.ModuleDict(
             {name: make_head(s.task_type, self.encoder.output_size, s.num_classes, head_dropout) for name, s in self.specs.items()}
         )
-        self.metrics = nn.ModuleDict(
-            {f"{stage}_{name}": classification_metrics(s) for stage in ("val", "test") for name, s in self.specs.items()}
-        )
+        self.metrics = nn.ModuleDict({f"{stage}_{name}": classification_metrics(s) for stage in ("val", "test") for name, s in self.specs.items()})
         self.train_acc = nn.ModuleDict({name: classification_metrics(s)["acc"].clone() for name, s in self.specs.items()})
 
     def forward(self, x: Tensor, lengths: Tensor, task: str) -> Tensor:
         """(B, T) ids or (B, T, F) features -> (B, num_classes) logits for ``task``."""
         if task not in self.heads:
             raise SeqlabError(f"This model has no task {task!r}; its tasks are: {', '.join(self.heads)}.")
-        embedded = self.inputs[task](x)  # (B, T, E)
-        return self.heads[task](self.encoder(embedded, lengths))
+        return self.heads[task](self.encoder(x, lengths, input_layer=self.inputs[task]))
+
+    def probabilities(self, batch: dict[str, Any]) -> Tensor:
+        """(B, C) class probabilities, averaged with the reverse-complement view when the batch has one."""
+        probs = self(batch["x"], batch["lengths"], batch["task"]).float().softmax(-1)
+        if "x_rc" in batch:
+            probs = (probs + self(batch["x_rc"], batch["lengths"], batch["task"]).float().softmax(-1)) / 2
+        return probs
 
     def model_step(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
+        if "x_rc" in batch:
+            probs = self.probabilities(batch)
+            loss = nn.functional.nll_loss(probs.clamp_min(1e-12).log(), batch["y"])
+            return loss, probs, batch["y"]
         logits = self(batch["x"], batch["lengths"], batch["task"])  # (B, C)
         loss = nn.functional.cross_entropy(logits.float(), batch["y"])
         return loss, logits.float().softmax(-1), batch["y"]
@@ -137,8 +139,7 @@ class SeqModel(L.LightningModule):
         self._eval_epoch_end("test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        logits = self(batch["x"], batch["lengths"], batch["task"])
-        return {"task": batch["task"], "index": batch["index"], "probs": logits.float().softmax(-1)}
+        return {"task": batch["task"], "index": batch["index"], "probs": self.probabilities(batch)}
 
     def configure_optimizers(self):
         optimizer = self.optimizer(self.parameters())

@@ -125,7 +125,9 @@ def test_print_config_shows_linked_defaults(reviews_csv, capsys):
 
 
 def test_csv_logger(reviews_csv, tmp_path):
-    fit_tiny(reviews_csv, "--trainer.max_epochs=1", "--trainer.logger=lightning.pytorch.loggers.CSVLogger", f"--trainer.logger.save_dir={tmp_path}/csv")
+    fit_tiny(
+        reviews_csv, "--trainer.max_epochs=1", "--trainer.logger=lightning.pytorch.loggers.CSVLogger", f"--trainer.logger.save_dir={tmp_path}/csv"
+    )
     metrics = next((tmp_path / "csv").rglob("metrics.csv")).read_text()
     assert "val/imdb/acc" in metrics.splitlines()[0]
 
@@ -156,7 +158,10 @@ def test_python_dash_m_seqlab_in_a_subprocess(reviews_csv, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
         [sys.executable, "-m", "seqlab", "fit", *tiny_text_args(reviews_csv, "--trainer.fast_dev_run=1")],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     bad = subprocess.run([sys.executable, "-m", "seqlab", "fit", "--data.no_such_key=1"], capture_output=True, text=True, env=env, timeout=120)

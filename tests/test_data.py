@@ -89,8 +89,21 @@ def test_file_source_reads_each_format(tmp_path, kind):
     rows = make_reviews(100) + make_reviews(10)  # the second list repeats 10 texts
     df = pd.DataFrame(rows, columns=["body", "stars"])
     path = tmp_path / f"data.{kind}"
-    {"csv": lambda: df.to_csv(path, index=False), "jsonl": lambda: df.to_json(path, orient="records", lines=True), "parquet": lambda: df.to_parquet(path)}[kind]()
-    dm = TextDataModule(source="file", path=str(path), text_column="body", label_column="stars", test_size=0.2, val_size=0.1, min_freq=1, cache_dir=str(tmp_path / "c"))
+    {
+        "csv": lambda: df.to_csv(path, index=False),
+        "jsonl": lambda: df.to_json(path, orient="records", lines=True),
+        "parquet": lambda: df.to_parquet(path),
+    }[kind]()
+    dm = TextDataModule(
+        source="file",
+        path=str(path),
+        text_column="body",
+        label_column="stars",
+        test_size=0.2,
+        val_size=0.1,
+        min_freq=1,
+        cache_dir=str(tmp_path / "c"),
+    )
     spec = dm.spec
     assert spec.labels == ["negative", "positive"] and spec.task_type == "binary" and spec.input == "tokens"
     dm.setup("fit")
@@ -118,24 +131,24 @@ def test_encoded_splits_are_cached_and_reused(tmp_path, reviews_csv, monkeypatch
 def test_missing_column_names_the_columns(tmp_path):
     path = write_rows(tmp_path / "d.csv", [("good", "positive")], header=("review", "label"))
     with pytest.raises(SeqlabError, match=r"no column 'text'.*\['review', 'label'\].*data.text_column"):
-        TextDataModule(source="file", path=str(path), cache_dir=str(tmp_path)).spec
+        TextDataModule(source="file", path=str(path), cache_dir=str(tmp_path)).ensure_preprocessing()
 
 
 def test_empty_file_is_reported(tmp_path):
     path = tmp_path / "empty.csv"
     path.write_text("")
     with pytest.raises(SeqlabError, match="is empty"):
-        TextDataModule(source="file", path=str(path), cache_dir=str(tmp_path)).spec
+        TextDataModule(source="file", path=str(path), cache_dir=str(tmp_path)).ensure_preprocessing()
     write_rows(path, [])
     with pytest.raises(SeqlabError, match="no rows"):
-        TextDataModule(source="file", path=str(path), cache_dir=str(tmp_path)).spec
+        TextDataModule(source="file", path=str(path), cache_dir=str(tmp_path)).ensure_preprocessing()
 
 
 def test_labels_outside_the_label_set(tmp_path):
     rows = [(f"text {i}", lab) for i, lab in enumerate(["positive", "negative", "neutral"] * 5)]
     path = write_rows(tmp_path / "d.csv", rows)
     with pytest.raises(SeqlabError, match=r"outside the label set \['negative', 'positive'\]: \['neutral'\]"):
-        TextDataModule(source="file", path=str(path), labels=["negative", "positive"], cache_dir=str(tmp_path)).spec
+        TextDataModule(source="file", path=str(path), labels=["negative", "positive"], cache_dir=str(tmp_path)).ensure_preprocessing()
 
 
 def test_wrong_sha256_is_rejected_and_nothing_is_cached(tmp_path):
@@ -153,7 +166,7 @@ def test_hub_source_offline_fails_fast_naming_the_offline_source(tmp_path, monke
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     start = time.perf_counter()
     with pytest.raises(SeqlabError, match="data.source=imdb_archive"):
-        TextDataModule(source="hub", hub_id="stanfordnlp/imdb", cache_dir=str(tmp_path)).spec
+        TextDataModule(source="hub", hub_id="stanfordnlp/imdb", cache_dir=str(tmp_path)).ensure_preprocessing()
     assert time.perf_counter() - start < 15
 
 

@@ -22,6 +22,16 @@ from seqlab.callbacks import EpochTimer
 from seqlab.cli import main
 
 
+def machine() -> str:
+    """CPU model, cores and torch build, for the README table."""
+    cpu = platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
 def run(config: str, name: str, overrides: list[str]) -> dict:
     start = time.perf_counter()
     cli = main(["fit", "--config", config, "--trainer.callbacks+=seqlab.callbacks.EpochTimer", *overrides])
@@ -34,7 +44,7 @@ def run(config: str, name: str, overrides: list[str]) -> dict:
     summary = {
         "config": config,
         "overrides": overrides,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        "machine": machine(),
         "epochs": len(timer.epoch_seconds),
         "fit_seconds": round(fit_seconds, 1),
         "seconds_per_epoch": [round(s, 1) for s in timer.epoch_seconds],

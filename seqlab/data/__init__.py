@@ -1,6 +1,7 @@
 """One LightningDataModule per family of sequence data."""
 
+from seqlab.data.dna import DnaDataModule
 from seqlab.data.module import SeqDataModule
 from seqlab.data.text import TextDataModule
 
-__all__ = ["SeqDataModule", "TextDataModule"]
+__all__ = ["DnaDataModule", "SeqDataModule", "TextDataModule"]

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -15,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -220,9 +222,13 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         return (b.tolist() for b in batches)
 
     def __len__(self) -> int:
-        n = -(-len(self.lengths) // self.batch_size) if not self.shuffle else sum(
-            -(-min(self.batch_size * self.pool, len(self.lengths) - s) // self.batch_size)
-            for s in range(0, len(self.lengths), self.batch_size * self.pool)
+        n = (
+            -(-len(self.lengths) // self.batch_size)
+            if not self.shuffle
+            else sum(
+                -(-min(self.batch_size * self.pool, len(self.lengths) - s) // self.batch_size)
+                for s in range(0, len(self.lengths), self.batch_size * self.pool)
+            )
         )
         return -(-n // self.num_replicas)
 
@@ -232,6 +238,81 @@ def pad_batch(sequences: Sequence[Tensor], padding_value: float = 0) -> tuple[Te
     lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
     padded = torch.nn.utils.rnn.pad_sequence(list(sequences), batch_first=True, padding_value=padding_value)
     return padded, lengths
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True when the Hugging Face hub answers a TCP connect within ``timeout`` seconds."""
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def read_table(path: str | Path):
+    """A CSV, JSONL/JSON or Parquet file as a pandas DataFrame, with clear errors."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise SeqlabError(f"Data file {path} does not exist. Fix data.path.")
+    if path.stat().st_size == 0:
+        raise SeqlabError(f"Data file {path} is empty. Point data.path to a file with a header and rows.")
+    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+    try:
+        if suffix in (".csv", ".csv.gz"):
+            df = pd.read_csv(path)
+        elif suffix in (".tsv", ".tsv.gz"):
+            df = pd.read_csv(path, sep="\t")
+        elif suffix in (".jsonl", ".json", ".jsonl.gz"):
+            df = pd.read_json(path, lines=suffix != ".json")
+        elif suffix == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            raise SeqlabError(f"Data file {path} has an unknown type {suffix!r}; seqlab reads .csv, .tsv, .jsonl, .json and .parquet.")
+    except (ValueError, pd.errors.ParserError) as err:
+        if isinstance(err, SeqlabError):
+            raise
+        raise SeqlabError(f"Data file {path} could not be parsed as {suffix}: {err}") from err
+    if len(df) == 0:
+        raise SeqlabError(f"Data file {path} has a header but no rows. Add data, or point data.path elsewhere.")
+    return df
+
+
+def load_hub_table(hub_id: str, config: str | None, label_column: str, labels: list[str] | None, offline_hint: str):
+    """A hub dataset's train and test splits as one DataFrame with a ``split`` column.
+
+    Fails within seconds when the hub cannot be reached (unless a cached copy exists), with
+    ``offline_hint`` naming the offline alternative. Integer labels with names become the names.
+    """
+    import datasets
+    import pandas as pd
+
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
+    if not offline and not hub_reachable():
+        os.environ["HF_HUB_OFFLINE"] = "1"  # only a cached copy can work now; don't wait on retries
+        os.environ["HF_DATASETS_OFFLINE"] = "1"
+        datasets.config.HF_HUB_OFFLINE = True
+    try:
+        loaded = datasets.load_dataset(hub_id, config)
+    except Exception as err:
+        raise SeqlabError(f"Could not load {hub_id} from the Hugging Face hub ({type(err).__name__}: {str(err)[:200]}). {offline_hint}") from err
+    frames, names = [], None
+    for split in ("train", "test"):
+        if split in loaded:
+            part = loaded[split].to_pandas()
+            part["split"] = split
+            frames.append(part)
+            names = getattr(loaded[split].features.get(label_column), "names", names)
+    if not frames:
+        raise SeqlabError(f"{hub_id} has no train or test split (it has {list(loaded)}).")
+    df = pd.concat(frames, ignore_index=True)
+    if names and labels is None and label_column in df.columns:
+        df[label_column] = [names[i] for i in df[label_column]]
+    return df
 
 
 class SequenceDataset(torch.utils.data.Dataset):

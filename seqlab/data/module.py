@@ -147,10 +147,11 @@ class SeqDataModule(L.LightningDataModule):
             rank=trainer.global_rank if trainer else 0,
         )
         return torch.utils.data.DataLoader(
-            dataset, batch_sampler=sampler, collate_fn=self.collate(), num_workers=self.num_workers, persistent_workers=self.num_workers > 0
+            dataset, batch_sampler=sampler, collate_fn=self.collate(split), num_workers=self.num_workers, persistent_workers=self.num_workers > 0
         )
 
-    def collate(self) -> Collate:
+    def collate(self, split: str) -> Collate:
+        """The collate function for a split ("train", "val", "test" or "predict")."""
         return Collate(self.task_name)
 
     def train_dataloader(self):
@@ -164,4 +165,4 @@ class SeqDataModule(L.LightningDataModule):
 
     def predict_dataloader(self):
         dataset = self.predict_dataset()
-        return torch.utils.data.DataLoader(dataset, batch_size=self.eval_batch_size, shuffle=False, collate_fn=self.collate())
+        return torch.utils.data.DataLoader(dataset, batch_size=self.eval_batch_size, shuffle=False, collate_fn=self.collate("predict"))

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import sys
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -23,6 +20,8 @@ from seqlab.data.base import (
     encode_labels,
     fetch_member,
     fingerprint,
+    load_hub_table,
+    read_table,
     save_atomically,
     sha256_of,
     stratified_split,
@@ -71,48 +70,6 @@ def encode(texts: Iterable[str], vocab: list[str], max_length: int, truncation: 
         ids = ids[:max_length] if truncation == "head" else ids[-max_length:]
         out.append(np.asarray(ids, dtype=np.int32))
     return out
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """True when the Hugging Face hub answers a TCP connect within ``timeout`` seconds."""
-    from huggingface_hub import constants
-
-    url = urlparse(constants.ENDPOINT)
-    try:
-        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def read_table(path: str | Path):
-    """A CSV, JSONL/JSON or Parquet file as a pandas DataFrame, with clear errors."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise SeqlabError(f"Data file {path} does not exist. Fix data.path.")
-    if path.stat().st_size == 0:
-        raise SeqlabError(f"Data file {path} is empty. Point data.path to a file with a header and rows.")
-    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
-    try:
-        if suffix in (".csv", ".csv.gz"):
-            df = pd.read_csv(path)
-        elif suffix in (".tsv", ".tsv.gz"):
-            df = pd.read_csv(path, sep="\t")
-        elif suffix in (".jsonl", ".json", ".jsonl.gz"):
-            df = pd.read_json(path, lines=suffix != ".json")
-        elif suffix == ".parquet":
-            df = pd.read_parquet(path)
-        else:
-            raise SeqlabError(f"Data file {path} has an unknown type {suffix!r}; seqlab reads .csv, .tsv, .jsonl, .json and .parquet.")
-    except (ValueError, pd.errors.ParserError) as err:
-        if isinstance(err, SeqlabError):
-            raise
-        raise SeqlabError(f"Data file {path} could not be parsed as {suffix}: {err}") from err
-    if len(df) == 0:
-        raise SeqlabError(f"Data file {path} has a header but no rows. Add data, or point data.path elsewhere.")
-    return df
 
 
 class TextDataModule(SeqDataModule):
@@ -213,37 +170,11 @@ class TextDataModule(SeqDataModule):
         return out
 
     def _read_hub(self):
-        import datasets
-        import pandas as pd
-
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
-        if not offline and not hub_reachable():
-            os.environ["HF_HUB_OFFLINE"] = "1"  # only a cached copy can work now; don't wait on retries
-            os.environ["HF_DATASETS_OFFLINE"] = "1"
-            datasets.config.HF_HUB_OFFLINE = True
-        try:
-            loaded = datasets.load_dataset(self.hub_id, self.hub_config)
-        except Exception as err:
-            raise SeqlabError(
-                f"Could not load {self.hub_id} from the Hugging Face hub ({type(err).__name__}: {str(err)[:200]}). "
-                "Without network access use the offline copy of IMDB that ships with seqlab's default "
-                "config: data.source=imdb_archive (configs/imdb.yaml), or a local file with data.source=file."
-            ) from err
-        frames = []
-        names = None
-        for split in ("train", "test"):
-            if split in loaded:
-                part = loaded[split].to_pandas()
-                part["split"] = split
-                frames.append(part)
-                feature = loaded[split].features.get(self.label_column)
-                names = getattr(feature, "names", names)
-        if not frames:
-            raise SeqlabError(f"{self.hub_id} has no train or test split (it has {list(loaded)}).")
-        df = pd.concat(frames, ignore_index=True)
-        if names and self.labels is None and self.label_column in df.columns:
-            df[self.label_column] = [names[i] for i in df[self.label_column]]
-        return df
+        offline_hint = (
+            "Without network access use the offline copy of IMDB that ships with seqlab's default "
+            "config: data.source=imdb_archive (configs/imdb.yaml), or a local file with data.source=file."
+        )
+        return load_hub_table(self.hub_id, self.hub_config, self.label_column, self.labels, offline_hint)
 
     def _split_table(self) -> dict[str, Any]:
         """Deduplicated, labelled, split raw texts: split -> (texts, label ids); and label names."""
@@ -329,7 +260,9 @@ class TextDataModule(SeqDataModule):
 
     def _check_labels(self, labels: list[str]) -> None:
         if labels != self.preprocessing["labels"]:
-            raise SeqlabError(f"This data has labels {labels}, the checkpoint was trained on {self.preprocessing['labels']}. Set data.labels to match.")
+            raise SeqlabError(
+                f"This data has labels {labels}, the checkpoint was trained on {self.preprocessing['labels']}. Set data.labels to match."
+            )
 
     def make_spec(self) -> TaskSpec:
         p = self.preprocessing

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from seqlab.nn.lstm import reverse_padded, run_reference_layer
@@ -57,10 +58,13 @@ class LSTMEncoder(nn.Module):
         vocab_size: int | None = None,
         feature_dim: int | None = None,
         padding_idx: int = 0,
+        chunk_size: int | None = None,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"Unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}.")
+        if chunk_size is not None and pooling not in ("max", "mean"):
+            raise ValueError(f"chunk_size works with max or mean pooling (they combine over chunks), not {pooling!r}.")
         if impl not in IMPLS:
             raise ValueError(f"Unknown impl {impl!r}; choose one of {', '.join(IMPLS)}.")
         self.hidden_size = hidden_size
@@ -68,6 +72,7 @@ class LSTMEncoder(nn.Module):
         self.bidirectional = bidirectional
         self.pooling = pooling
         self.impl = impl
+        self.chunk_size = chunk_size
         self.output_size = hidden_size * (2 if bidirectional else 1)
         self.input = make_input_layer(input_size, vocab_size, feature_dim, padding_idx)
         self.input_dropout = nn.Dropout(input_dropout)
@@ -86,12 +91,13 @@ class LSTMEncoder(nn.Module):
             x = x.to(torch.get_autocast_dtype(x.device.type))
         return lstm(x)[0]
 
-    def encode(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+    def encode(self, x: Tensor, lengths: Tensor | None = None, input_layer: nn.Module | None = None) -> Tensor:
         """x: (B, T) token ids or (B, T, F) features -> (B, T, output_size) per-step outputs.
 
-        Outputs at padded steps are not meaningful; pool with ``lengths``.
+        Outputs at padded steps are not meaningful; pool with ``lengths``. ``input_layer``
+        replaces the encoder's own input layer (a multi-task model keeps one per task).
         """
-        h = self.input_dropout(self.input(x))  # (B, T, I)
+        h = self.input_dropout((input_layer or self.input)(x))  # (B, T, I)
         if lengths is None:
             lengths = torch.full((h.size(0),), h.size(1), dtype=torch.long, device=h.device)
         for layer in range(self.num_layers):
@@ -124,6 +130,43 @@ class LSTMEncoder(nn.Module):
         scores = self.attention(out).masked_fill(~mask, float("-inf"))  # (B, T, 1)
         return (scores.softmax(1) * out).sum(1)
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, lengths: Tensor | None = None, input_layer: nn.Module | None = None) -> Tensor:
         """x: (B, T) token ids or (B, T, F) features, lengths (B,) -> (B, output_size)."""
-        return self.pool(self.encode(x, lengths), lengths)
+        if self.chunk_size is not None and x.size(1) > self.chunk_size:
+            return self._chunked(x, lengths, input_layer)
+        return self.pool(self.encode(x, lengths, input_layer), lengths)
+
+    def _chunked(self, x: Tensor, lengths: Tensor | None, input_layer: nn.Module | None) -> Tensor:
+        """Long sequences in bounded memory: each chunk of ``chunk_size`` steps is encoded and
+        pooled on its own, under activation checkpointing when training, and the chunk
+        summaries are combined (max, or length-weighted mean) into one vector per sequence.
+        Peak memory depends on the chunk size, not on the sequence length.
+        """
+        B, T = x.shape[:2]
+        if lengths is None:
+            lengths = torch.full((B,), T, dtype=torch.long, device=x.device)
+        lengths = lengths.to(x.device)
+
+        def encode_chunk(xs: Tensor, ls: Tensor) -> Tensor:
+            return self.pool(self.encode(xs, ls, input_layer), ls)
+
+        summaries, weights = [], []
+        for start in range(0, T, self.chunk_size):
+            ls = (lengths - start).clamp(0, self.chunk_size)  # (B,) real steps in this chunk
+            rows = ls > 0
+            if not rows.any():
+                break
+            xs = x[rows, start : start + self.chunk_size]
+            xs = xs[:, : int(ls[rows].max())]
+            if torch.is_grad_enabled():
+                pooled = torch.utils.checkpoint.checkpoint(encode_chunk, xs, ls[rows], use_reentrant=False)
+            else:
+                pooled = encode_chunk(xs, ls[rows])
+            full = pooled.new_full((B, self.output_size), float("-inf") if self.pooling == "max" else 0.0)
+            summaries.append(full.index_put((rows.nonzero().squeeze(1),), pooled))  # (B, D)
+            weights.append(ls)
+        stacked = torch.stack(summaries, 1)  # (B, n_chunks, D)
+        if self.pooling == "max":
+            return stacked.amax(1)
+        w = torch.stack(weights, 1).to(stacked.dtype)  # (B, n_chunks)
+        return (stacked * w.unsqueeze(2)).sum(1) / w.sum(1, keepdim=True)

@@ -32,9 +32,7 @@ class Gates(NamedTuple):
     output: Tensor
 
 
-def lstm_cell(
-    x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None
-) -> tuple[Tensor, Tensor, Gates]:
+def lstm_cell(x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None) -> tuple[Tensor, Tensor, Gates]:
     """One LSTM step: x (B, I), h and c (B, H) -> new h, new c and the gates."""
     weight = torch.cat([w_hh, w_ih], dim=1)  # (4H, H + I): W acting on [h_{t-1}, x_t]
     z = torch.cat([h, x], dim=1) @ weight.T  # (B, 4H)

