@@ -13,7 +13,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import AUROC, Accuracy, F1Score
 
 from seqlab.errors import SeqlabError
-from seqlab.nn import LSTMEncoder, make_head, make_input_layer
+from seqlab.nn import LSTMEncoder, WithPositions, make_head, make_input_layer
 from seqlab.spec import TaskSpec
 
 
@@ -49,6 +49,8 @@ class SeqModel(L.LightningModule):
         pooling: Literal["last", "mean", "max", "attention"] = "max",
         impl: Literal["fast", "reference"] = "fast",
         chunk_size: int | None = None,
+        chunk_batch: int = 32,
+        position_embedding: int = 0,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_schedule: Literal["constant", "cosine"] = "cosine",
         warmup: float = 0.0,
@@ -61,8 +63,13 @@ class SeqModel(L.LightningModule):
         self.optimizer = optimizer
         self.lr_schedule = lr_schedule
         self.warmup = warmup
-        self.inputs = nn.ModuleDict({name: make_input_layer(embed_dim, s.vocab_size, s.feature_dim, s.padding_idx) for name, s in self.specs.items()})
-        self.encoder = LSTMEncoder(embed_dim, hidden_size, num_layers, bidirectional, dropout, input_dropout, pooling, impl, chunk_size=chunk_size)
+        self.inputs = nn.ModuleDict()
+        for name, s in self.specs.items():
+            layer = make_input_layer(embed_dim, s.vocab_size, s.feature_dim, s.padding_idx)
+            self.inputs[name] = WithPositions(layer, position_embedding, embed_dim) if position_embedding else layer
+        self.encoder = LSTMEncoder(
+            embed_dim, hidden_size, num_layers, bidirectional, dropout, input_dropout, pooling, impl, chunk_size=chunk_size, chunk_batch=chunk_batch
+        )
         self.heads = nn.ModuleDict(
             {name: make_head(s.task_type, self.encoder.output_size, s.num_classes, head_dropout) for name, s in self.specs.items()}
         )

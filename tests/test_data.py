@@ -180,3 +180,18 @@ def test_predict_input_from_text_and_jsonl_files(tmp_path, reviews_csv):
     assert dm.predict_texts() == ["great"]
     dm.predict_input = ["a", "b"]
     assert len(dm.predict_dataset()) == 2
+
+
+def test_token_dropout_only_in_training_and_never_on_padding(tmp_path, reviews_csv):
+    import torch
+
+    dm = TextDataModule(source="file", path=str(reviews_csv), min_freq=1, token_dropout=0.5, cache_dir=str(tmp_path / "c"))
+    dm.setup("fit")
+    torch.manual_seed(0)
+    train = next(iter(dm.train_dataloader()))
+    real = train["x"] != 0
+    unk_share = float((train["x"][real] == 1).float().mean())
+    assert 0.35 < unk_share < 0.65
+    assert (train["x"] == 0).sum() == (~real).sum()  # padding untouched
+    val = next(iter(dm.val_dataloader()))
+    assert float((val["x"] == 1).float().mean()) < 0.05

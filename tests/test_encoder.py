@@ -117,7 +117,7 @@ def test_readme_plain_torch_example_runs():
 def test_chunked_encoding_equals_encoding_chunks_alone(pooling):
     """chunk_size splits a long sequence; the result combines each chunk's own summary."""
     torch.manual_seed(0)
-    enc = LSTMEncoder(6, 5, 1, True, pooling=pooling, vocab_size=9, chunk_size=4).double()
+    enc = LSTMEncoder(6, 5, 1, True, pooling=pooling, vocab_size=9, chunk_size=4, chunk_batch=3).double()
     x = torch.randint(1, 9, (2, 10))
     lengths = torch.tensor([10, 6])
     got = enc(x, lengths)
@@ -132,7 +132,7 @@ def test_chunked_encoding_equals_encoding_chunks_alone(pooling):
 
 def test_chunked_gradients_match_without_checkpointing():
     torch.manual_seed(0)
-    enc = LSTMEncoder(4, 3, 1, True, pooling="max", vocab_size=9, chunk_size=5).double()
+    enc = LSTMEncoder(4, 3, 1, True, pooling="max", vocab_size=9, chunk_size=5, chunk_batch=2).double()
     x, lengths = torch.randint(1, 9, (3, 12)), torch.tensor([12, 7, 3])
     enc(x, lengths).sum().backward()
     grads = {n: p.grad.clone() for n, p in enc.named_parameters()}
@@ -154,3 +154,14 @@ def test_chunked_gradients_match_without_checkpointing():
 def test_chunking_needs_a_combinable_pooling():
     with pytest.raises(ValueError, match="max or mean"):
         LSTMEncoder(4, 4, pooling="last", chunk_size=10)
+
+
+def test_position_embedding_adds_a_learned_vector_per_step():
+    from seqlab.nn import WithPositions
+
+    layer = WithPositions(torch.nn.Embedding(5, 3), max_positions=4, dim=3)
+    x = torch.tensor([[1, 1, 1]])
+    out = layer(x)
+    torch.testing.assert_close(out[0] - layer.input_layer(x)[0], layer.positions.weight[:3])
+    with pytest.raises(ValueError, match="longer than the 4 learned positions"):
+        layer(torch.ones(1, 5, dtype=torch.long))

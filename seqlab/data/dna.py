@@ -180,6 +180,8 @@ class DnaDataModule(SeqDataModule):
         stride: int = 1,
         rc_augment: bool = False,
         rc_average: bool = False,
+        max_length: int | None = None,
+        truncation: Literal["head", "tail"] = "head",
         test_size: float = 0.2,
         val_size: float = 0.1,
         batch_size: int = 64,
@@ -208,6 +210,7 @@ class DnaDataModule(SeqDataModule):
         self.labels = labels
         self.encoding, self.k, self.stride = encoding, k, stride
         self.rc_augment, self.rc_average = rc_augment, rc_average
+        self.max_length, self.truncation = max_length, truncation
         self.test_size, self.val_size = test_size, val_size
         self.cache_dir, self.archive_path = cache_dir, archive_path
         self.predict_input = predict_input
@@ -268,7 +271,7 @@ class DnaDataModule(SeqDataModule):
 
     def _split_table(self) -> dict[str, Any]:
         ids, seqs, raw_labels, split = self._records()
-        codes = [to_codes(seq, rid) for rid, seq in zip(ids, seqs)]
+        codes = [self._truncate(to_codes(seq, rid)) for rid, seq in zip(ids, seqs)]
         keep, seen = [], set()
         for i, c in enumerate(codes):  # deduplicate identical sequences, keeping the first
             key = c.tobytes()
@@ -285,6 +288,12 @@ class DnaDataModule(SeqDataModule):
         fit, val = stratified_split(y[train_idx], self.val_size, self.seed + 1)
         parts = {"train": train_idx[fit], "val": train_idx[val], "test": test_idx}
         return {"labels": names, "duplicates": len(ids) - len(keep), "splits": {k: ([codes[i] for i in v], y[v]) for k, v in parts.items()}}
+
+    def _truncate(self, codes: np.ndarray) -> np.ndarray:
+        """Keep at most max_length bases (the first or the last); None keeps everything."""
+        if self.max_length is None or len(codes) <= self.max_length:
+            return codes
+        return codes[: self.max_length] if self.truncation == "head" else codes[-self.max_length :]
 
     # -- preprocessing, splits, batches ----------------------------------------------------------
     def build_preprocessing(self) -> None:
@@ -325,4 +334,4 @@ class DnaDataModule(SeqDataModule):
         else:
             items = [source] if isinstance(source, str) else list(source)
             records = [(f"input {i}", s) for i, s in enumerate(items)]
-        return SequenceDataset([to_codes(seq, rid) for rid, seq in records])
+        return SequenceDataset([self._truncate(to_codes(seq, rid)) for rid, seq in records])

@@ -164,5 +164,6 @@ class SeqDataModule(L.LightningDataModule):
         return self._loader("test", False, self.eval_batch_size)
 
     def predict_dataloader(self):
+        self.ensure_preprocessing()
         dataset = self.predict_dataset()
         return torch.utils.data.DataLoader(dataset, batch_size=self.eval_batch_size, shuffle=False, collate_fn=self.collate("predict"))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from seqlab.data.base import (
+    Collate,
     PinnedArchive,
     SequenceDataset,
     cache_root,
@@ -72,6 +73,21 @@ def encode(texts: Iterable[str], vocab: list[str], max_length: int, truncation: 
     return out
 
 
+class TokenDropoutCollate(Collate):
+    """Training batches in which each real token becomes <unk> with probability ``p``: the model
+    cannot lean on a few memorised words, which curbs overfitting on small text sets."""
+
+    def __init__(self, task: str, p: float) -> None:
+        super().__init__(task)
+        self.p = p
+
+    def __call__(self, samples):
+        batch = super().__call__(samples)
+        drop = (torch.rand(batch["x"].shape) < self.p) & (batch["x"] != 0)
+        batch["x"] = batch["x"].masked_fill(drop, 1)  # 1 is <unk>
+        return batch
+
+
 class TextDataModule(SeqDataModule):
     """Text classification from the pinned IMDB archive, the Hugging Face hub, or a local file.
 
@@ -104,6 +120,7 @@ class TextDataModule(SeqDataModule):
         seed: int = 0,
         cache_dir: str | None = None,
         archive_path: str | None = None,
+        token_dropout: float = 0.0,
         predict_input: str | list[str] | None = None,
         preprocessing_from: str | None = None,
     ) -> None:
@@ -132,6 +149,7 @@ class TextDataModule(SeqDataModule):
         self.cache_dir = cache_dir
         self.archive_path = archive_path
         self.predict_input = predict_input
+        self.token_dropout = token_dropout
         self._table: dict[str, Any] | None = None  # split name -> (texts, label ids), before encoding
 
     # -- raw data -------------------------------------------------------------------------------
@@ -263,6 +281,11 @@ class TextDataModule(SeqDataModule):
             raise SeqlabError(
                 f"This data has labels {labels}, the checkpoint was trained on {self.preprocessing['labels']}. Set data.labels to match."
             )
+
+    def collate(self, split: str) -> Collate:
+        if split == "train" and self.token_dropout > 0:
+            return TokenDropoutCollate(self.task_name, self.token_dropout)
+        return Collate(self.task_name)
 
     def make_spec(self) -> TaskSpec:
         p = self.preprocessing

@@ -38,6 +38,25 @@ def make_input_layer(input_size: int, vocab_size: int | None = None, feature_dim
     return nn.Identity()
 
 
+class WithPositions(nn.Module):
+    """An input layer plus a learned embedding of the absolute position (for aligned windows,
+    where *where* a pattern sits matters, e.g. a splice site at the centre)."""
+
+    def __init__(self, input_layer: nn.Module, max_positions: int, dim: int) -> None:
+        super().__init__()
+        self.input_layer = input_layer
+        self.positions = nn.Embedding(max_positions, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        T = x.size(1)
+        if T > self.positions.num_embeddings:
+            raise ValueError(
+                f"A sequence of {T} steps is longer than the {self.positions.num_embeddings} learned positions; "
+                "raise model.position_embedding or truncate the data (data.max_length)."
+            )
+        return self.input_layer(x) + self.positions.weight[:T]  # (B, T, E) + (T, E)
+
+
 class LSTMEncoder(nn.Module):
     """Embeds or projects a padded batch, runs a (bi)LSTM stack and pools it to (B, output_size).
 
@@ -59,6 +78,7 @@ class LSTMEncoder(nn.Module):
         feature_dim: int | None = None,
         padding_idx: int = 0,
         chunk_size: int | None = None,
+        chunk_batch: int = 32,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -73,6 +93,7 @@ class LSTMEncoder(nn.Module):
         self.pooling = pooling
         self.impl = impl
         self.chunk_size = chunk_size
+        self.chunk_batch = chunk_batch
         self.output_size = hidden_size * (2 if bidirectional else 1)
         self.input = make_input_layer(input_size, vocab_size, feature_dim, padding_idx)
         self.input_dropout = nn.Dropout(input_dropout)
@@ -137,36 +158,38 @@ class LSTMEncoder(nn.Module):
         return self.pool(self.encode(x, lengths, input_layer), lengths)
 
     def _chunked(self, x: Tensor, lengths: Tensor | None, input_layer: nn.Module | None) -> Tensor:
-        """Long sequences in bounded memory: each chunk of ``chunk_size`` steps is encoded and
-        pooled on its own, under activation checkpointing when training, and the chunk
-        summaries are combined (max, or length-weighted mean) into one vector per sequence.
-        Peak memory depends on the chunk size, not on the sequence length.
+        """Long sequences in bounded memory. Every sequence is cut into chunks of ``chunk_size``
+        steps; chunks are encoded and pooled on their own, ``chunk_batch`` chunks at a time (under
+        activation checkpointing when training), and each sequence's chunk summaries are combined
+        (max, or length-weighted mean). Peak memory depends on chunk_size * chunk_batch, not on
+        the sequence length.
         """
         B, T = x.shape[:2]
+        c = self.chunk_size
+        n = -(-T // c)  # chunks per sequence
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.long, device=x.device)
         lengths = lengths.to(x.device)
+        x = nn.functional.pad(x, (0, 0) * (x.dim() - 2) + (0, n * c - T))  # (B, n*c, ...)
+        chunks = x.reshape(B * n, c, *x.shape[2:])  # (B*n, c, ...)
+        starts = torch.arange(n, device=x.device) * c  # (n,)
+        chunk_lengths = (lengths.unsqueeze(1) - starts).clamp(0, c).reshape(B * n)  # (B*n,)
+        rows = chunk_lengths.nonzero().squeeze(1)  # chunks holding real steps
 
-        def encode_chunk(xs: Tensor, ls: Tensor) -> Tensor:
-            return self.pool(self.encode(xs, ls, input_layer), ls)
+        def encode_chunks(xs: Tensor, ls: Tensor) -> Tensor:
+            return self.pool(self.encode(xs[:, : int(ls.max())], ls, input_layer), ls)
 
-        summaries, weights = [], []
-        for start in range(0, T, self.chunk_size):
-            ls = (lengths - start).clamp(0, self.chunk_size)  # (B,) real steps in this chunk
-            rows = ls > 0
-            if not rows.any():
-                break
-            xs = x[rows, start : start + self.chunk_size]
-            xs = xs[:, : int(ls[rows].max())]
+        pooled = []
+        for group in rows.split(self.chunk_batch):
+            xs, ls = chunks[group], chunk_lengths[group]
             if torch.is_grad_enabled():
-                pooled = torch.utils.checkpoint.checkpoint(encode_chunk, xs, ls[rows], use_reentrant=False)
+                pooled.append(torch.utils.checkpoint.checkpoint(encode_chunks, xs, ls, use_reentrant=False))
             else:
-                pooled = encode_chunk(xs, ls[rows])
-            full = pooled.new_full((B, self.output_size), float("-inf") if self.pooling == "max" else 0.0)
-            summaries.append(full.index_put((rows.nonzero().squeeze(1),), pooled))  # (B, D)
-            weights.append(ls)
-        stacked = torch.stack(summaries, 1)  # (B, n_chunks, D)
+                pooled.append(encode_chunks(xs, ls))
+        pooled = torch.cat(pooled)  # (R, D)
+        fill = float("-inf") if self.pooling == "max" else 0.0
+        summaries = pooled.new_full((B * n, self.output_size), fill).index_put((rows,), pooled).view(B, n, -1)  # (B, n, D)
         if self.pooling == "max":
-            return stacked.amax(1)
-        w = torch.stack(weights, 1).to(stacked.dtype)  # (B, n_chunks)
-        return (stacked * w.unsqueeze(2)).sum(1) / w.sum(1, keepdim=True)
+            return summaries.amax(1)
+        w = chunk_lengths.view(B, n, 1).to(summaries.dtype)
+        return (summaries * w).sum(1) / w.sum(1)

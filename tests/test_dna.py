@@ -1,0 +1,147 @@
+"""DNA data: symbol rules, encodings, reverse complement, FASTA/CSV sources and their errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from seqlab.data.base import fetch_member
+from seqlab.data.dna import (
+    ONEHOT,
+    SPLICE_ARCHIVE,
+    DnaCollate,
+    DnaDataModule,
+    encode_codes,
+    parse_fasta,
+    reverse_complement,
+    to_codes,
+)
+from seqlab.errors import SeqlabError
+
+
+def decode(codes):
+    return "".join("ACGTNRYSWKMBDHV"[c] for c in codes)
+
+
+def test_codes_accept_lowercase_rna_and_iupac():
+    assert decode(to_codes("acgtNRy", "r1")) == "ACGTNRY"
+    assert decode(to_codes("ACGU", "r1")) == "ACGT"
+
+
+def test_bad_symbol_names_record_and_position():
+    with pytest.raises(SeqlabError, match=r"Record 'chr1:7' has 'X' at position 4.*2 such symbol"):
+        to_codes("ACGXTTZ", "chr1:7")
+    with pytest.raises(SeqlabError, match="Record 'r2' is empty"):
+        to_codes("", "r2")
+
+
+def test_reverse_complement_is_exact_and_an_involution():
+    codes = to_codes("AACGTRYKMBDN", "r")
+    assert decode(reverse_complement(codes)) == "NHVKMRYACGTT"
+    assert np.array_equal(reverse_complement(reverse_complement(codes)), codes)
+
+
+def test_base_kmer_and_onehot_encodings_follow_the_documented_rule():
+    codes = to_codes("ACGTN", "r")
+    assert encode_codes(codes, "base").tolist() == [1, 2, 3, 4, 5]
+    # 2-mers: AC=1, CG=6, GT=11 (base 4) plus 2; GN has an ambiguity code -> 1.
+    assert encode_codes(codes, "kmer", k=2).tolist() == [3, 8, 13, 1]
+    assert encode_codes(codes, "kmer", k=2, stride=2).tolist() == [3, 13]
+    assert encode_codes(to_codes("A", "r"), "kmer", k=3).tolist() == [1]
+    frames = encode_codes(to_codes("ARN", "r"), "onehot")
+    assert frames.tolist() == [[1, 0, 0, 0], [0.5, 0, 0.5, 0], [0.25, 0.25, 0.25, 0.25]]
+    assert np.allclose(ONEHOT.sum(1), 1)
+
+
+def test_onehot_of_reverse_complement_flips_time_and_channels():
+    codes = to_codes("AACGTTGCAR", "r")
+    forward = encode_codes(codes, "onehot")
+    assert torch.equal(encode_codes(reverse_complement(codes), "onehot"), forward.flip(0).flip(1))
+
+
+def test_collate_augments_in_training_and_adds_rc_view_for_evaluation():
+    samples = [(0, to_codes("AAAC", "a"), torch.tensor(0)), (1, to_codes("GG", "b"), torch.tensor(1))]
+    torch.manual_seed(0)
+    always = DnaCollate("dna", "base", 3, 1, rc_prob=1.0)(samples)
+    assert always["x"].tolist() == [[3, 4, 4, 4], [2, 2, 0, 0]]  # GTTT, CC
+    views = DnaCollate("dna", "base", 3, 1, rc_views=True)(samples)
+    assert views["x"].tolist() == [[1, 1, 1, 2], [3, 3, 0, 0]]
+    assert views["x_rc"].tolist() == [[3, 4, 4, 4], [2, 2, 0, 0]]
+
+
+def write_fasta(path, records):
+    path.write_text("".join(f">{header}\n{seq[:5]}\n{seq[5:]}\n" for header, seq in records))
+    return path
+
+
+def fasta_records(n=60):
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        label = "pos" if i % 2 else "neg"
+        seq = "".join(rng.choice(list("ACGT"), 20)) + ("GATTACA" if label == "pos" else "CCCCCCC")
+        out.append((f"seq{i} label={label} source=test", seq))
+    return out
+
+
+def test_fasta_with_label_field(tmp_path):
+    path = write_fasta(tmp_path / "x.fa", fasta_records())
+    assert parse_fasta(path)[0][2] == fasta_records()[0][1]  # multi-line records joined
+    dm = DnaDataModule(source="fasta", path=str(path), test_size=0.25, encoding="onehot")
+    spec = dm.spec
+    assert spec.labels == ["neg", "pos"] and spec.input == "features" and spec.feature_dim == 4
+    dm.setup("fit")
+    assert sum(len(s) for s in dm.splits.values()) == 60
+
+
+def test_fasta_one_file_per_class(tmp_path):
+    recs = fasta_records()
+    pos = write_fasta(tmp_path / "pos.fa", [(h.split()[0], s) for h, s in recs if "pos" in h])
+    neg = write_fasta(tmp_path / "neg.fa", [(h.split()[0], s) for h, s in recs if "neg" in h])
+    dm = DnaDataModule(source="fasta", class_files={"neg": str(neg), "pos": str(pos)}, encoding="kmer", k=4)
+    assert dm.spec.vocab_size == 4**4 + 2 and dm.spec.labels == ["neg", "pos"]
+
+
+def test_fasta_header_without_label_field(tmp_path):
+    path = write_fasta(tmp_path / "x.fa", [("a label=pos", "ACGTACGTAC"), ("b other=1", "ACGTACGTAA")])
+    with pytest.raises(SeqlabError, match=r"record 'b' .* no 'label=\.\.\.' field"):
+        DnaDataModule(source="fasta", path=str(path)).ensure_preprocessing()
+
+
+def test_fasta_duplicate_ids(tmp_path):
+    path = write_fasta(tmp_path / "x.fa", [("a label=pos", "ACGTACGTAC"), ("a label=neg", "ACGTACGTAA")])
+    with pytest.raises(SeqlabError, match=r"more than once: \['a'\]"):
+        DnaDataModule(source="fasta", path=str(path)).ensure_preprocessing()
+
+
+def test_csv_source_and_bad_symbol_error(tmp_path):
+    rows = ["seq,label"] + [f"{s},{h.split('=')[1].split()[0]}" for h, s in fasta_records()]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\nACGTQ,pos\n")
+    dm = DnaDataModule(source="file", path=str(tmp_path / "d.csv"))
+    with pytest.raises(SeqlabError, match="Record '61' has 'Q' at position 5"):
+        dm.ensure_preprocessing()
+
+
+def test_predict_from_strings_and_fasta(tmp_path):
+    dm = DnaDataModule(source="fasta", path=str(write_fasta(tmp_path / "x.fa", fasta_records())), rc_average=True)
+    dm.predict_input = ["ACGTN", "ggatc"]
+    assert len(dm.predict_dataset()) == 2
+    dm.predict_input = str(tmp_path / "x.fa")
+    batch = next(iter(dm.predict_dataloader()))
+    assert "x_rc" in batch and batch["x"].shape == batch["x_rc"].shape
+
+
+def test_splice_archive_matches_its_documented_counts():
+    lines = fetch_member(SPLICE_ARCHIVE).read_text().splitlines()
+    rows = [[f.strip() for f in line.split(",")] for line in lines if line.strip()]
+    assert len(rows) == 3190 and all(len(r) == 61 for r in rows)
+    labels = [r[-1] for r in rows]
+    assert {k: labels.count(k) for k in ("EI", "IE", "N")} == {"EI": 767, "IE": 768, "N": 1655}
+    seqs = ["".join(r[:-1]) for r in rows]
+    assert len(seqs) - len(set(seqs)) == 185
+    assert sorted({c for s in seqs for c in s} - set("ACGT")) == ["D", "N", "R", "S"]
+    dm = DnaDataModule()  # the default of configs/splice.yaml
+    dm.setup("fit")
+    sizes = {k: len(v) for k, v in dm.splits.items()}
+    assert sum(sizes.values()) == 3190 - 185 and sizes["test"] == 602
