@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -145,3 +147,52 @@ def test_splice_archive_matches_its_documented_counts():
     dm.setup("fit")
     sizes = {k: len(v) for k, v in dm.splits.items()}
     assert sum(sizes.values()) == 3190 - 185 and sizes["test"] == 602
+
+
+def test_hub_source_offline_names_the_offline_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(SeqlabError, match="data.source=splice_archive"):
+        DnaDataModule(source="hub").ensure_preprocessing()
+
+
+def test_reverse_complement_averaging_in_the_model():
+    from seqlab.model import SeqModel
+
+    spec = {"name": "dna", "input": "tokens", "task_type": "binary", "labels": ["a", "b"], "vocab_size": 6}
+    model = SeqModel({"dna": spec}, embed_dim=8, hidden_size=8).eval()
+    samples = [(0, to_codes("ACGTTA", "a"), torch.tensor(0)), (1, to_codes("GGCA", "b"), torch.tensor(1))]
+    batch = DnaCollate("dna", "base", 3, 1, rc_views=True)(samples)
+    with torch.no_grad():
+        averaged = model.probabilities(batch)
+        forward = model(batch["x"], batch["lengths"], "dna").softmax(-1)
+        reverse = model(batch["x_rc"], batch["lengths"], "dna").softmax(-1)
+    torch.testing.assert_close(averaged, (forward + reverse) / 2)
+    assert not torch.allclose(forward, reverse)
+
+
+def test_long_records_train_and_predict_in_chunks(tmp_path, monkeypatch):
+    """20,000-base records through the CLI with chunk_size: fit one batch, then predict."""
+    import json
+
+    from seqlab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    records = [(f"r{i} label={'pos' if i % 2 else 'neg'}", "".join(rng.choice(list("ACGT"), 20_000))) for i in range(16)]
+    path = write_fasta(tmp_path / "long.fa", records)
+    args = [
+        "--config", str(Path(__file__).resolve().parents[1] / "configs" / "splice.yaml"),
+        "--data.source=fasta", f"--data.path={path}", "--data.task_name=long", "--data.encoding=base",
+        "--data.test_size=0.25", "--data.val_size=0.25", "--data.batch_size=2", "--model.embed_dim=8", "--model.hidden_size=8",
+        "--model.position_embedding=0", "--model.chunk_size=1000", "--trainer.logger=false",
+    ]  # fmt: skip
+    cli = main(["fit", *args, "--trainer.fast_dev_run=1"])
+    assert cli.trainer.state.finished
+    (tmp_path / "q.txt").write_text(records[0][1] + "\n" + records[1][1][:5000] + "\n")
+    ckpt = tmp_path / "m.ckpt"
+    cli.trainer.save_checkpoint(ckpt)
+    out = tmp_path / "p.jsonl"
+    main(["predict", *args, f"--ckpt_path={ckpt}", f"--data.predict_input={tmp_path / 'q.txt'}", f"--prediction_writer.output_path={out}"])
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [r["label"] in ("neg", "pos") for r in rows] == [True, True]

@@ -287,6 +287,11 @@ class DnaDataModule(SeqDataModule):
             train_idx, test_idx = stratified_split(y, self.test_size, self.seed)
         fit, val = stratified_split(y[train_idx], self.val_size, self.seed + 1)
         parts = {"train": train_idx[fit], "val": train_idx[val], "test": test_idx}
+        for name, idx in parts.items():
+            if len(idx) == 0:
+                raise SeqlabError(
+                    f"The {name} split is empty ({len(codes)} distinct records in all). Add data or change data.test_size / data.val_size."
+                )
         return {"labels": names, "duplicates": len(ids) - len(keep), "splits": {k: ([codes[i] for i in v], y[v]) for k, v in parts.items()}}
 
     def _truncate(self, codes: np.ndarray) -> np.ndarray:
