@@ -38,7 +38,7 @@ def fit_tiny(reviews_csv, *extra):
 
 
 def test_fit_learns_and_checkpoint_round_trip_gives_identical_predictions(reviews_csv, tmp_path):
-    cli = fit_tiny(reviews_csv, "--model.optimizer.lr=0.02")
+    cli = fit_tiny(reviews_csv, "--model.optimizer.init_args.lr=0.02", "--trainer.max_epochs=8", "--model.input_dropout=0.1")
     metrics = cli.trainer.callback_metrics
     assert {"val/imdb/acc", "val/imdb/f1", "val/imdb/auroc", "val/acc_macro"} <= set(metrics)
     assert float(metrics["val/imdb/acc"]) > 0.8  # the generated sentiment words are easy to learn
