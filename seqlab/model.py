@@ -82,21 +82,18 @@ class SeqModel(L.LightningModule):
             raise SeqlabError(f"This model has no task {task!r}; its tasks are: {', '.join(self.heads)}.")
         return self.heads[task](self.encoder(x, lengths, input_layer=self.inputs[task]))
 
-    def probabilities(self, batch: dict[str, Any]) -> Tensor:
-        """(B, C) class probabilities, averaged with the reverse-complement view when the batch has one."""
-        probs = self(batch["x"], batch["lengths"], batch["task"]).float().softmax(-1)
+    def log_probabilities(self, batch: dict[str, Any]) -> Tensor:
+        """(B, C) log class probabilities; with a reverse-complement view ``x_rc`` in the batch,
+        the log of the mean of both views' probabilities."""
+        logp = self(batch["x"], batch["lengths"], batch["task"]).float().log_softmax(-1)
         if "x_rc" in batch:
-            probs = (probs + self(batch["x_rc"], batch["lengths"], batch["task"]).float().softmax(-1)) / 2
-        return probs
+            logp_rc = self(batch["x_rc"], batch["lengths"], batch["task"]).float().log_softmax(-1)
+            logp = torch.logaddexp(logp, logp_rc) - math.log(2)
+        return logp
 
     def model_step(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
-        if "x_rc" in batch:
-            probs = self.probabilities(batch)
-            loss = nn.functional.nll_loss(probs.clamp_min(1e-12).log(), batch["y"])
-            return loss, probs, batch["y"]
-        logits = self(batch["x"], batch["lengths"], batch["task"])  # (B, C)
-        loss = nn.functional.cross_entropy(logits.float(), batch["y"])
-        return loss, logits.float().softmax(-1), batch["y"]
+        logp = self.log_probabilities(batch)  # (B, C)
+        return nn.functional.nll_loss(logp, batch["y"]), logp.exp(), batch["y"]
 
     @staticmethod
     def _scores(probs: Tensor, spec: TaskSpec) -> Tensor:
@@ -146,7 +143,7 @@ class SeqModel(L.LightningModule):
         self._eval_epoch_end("test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        return {"task": batch["task"], "index": batch["index"], "probs": self.probabilities(batch)}
+        return {"task": batch["task"], "index": batch["index"], "probs": self.log_probabilities(batch).exp()}
 
     def configure_optimizers(self):
         optimizer = self.optimizer(self.parameters())

@@ -164,7 +164,7 @@ def test_reverse_complement_averaging_in_the_model():
     samples = [(0, to_codes("ACGTTA", "a"), torch.tensor(0)), (1, to_codes("GGCA", "b"), torch.tensor(1))]
     batch = DnaCollate("dna", "base", 3, 1, rc_views=True)(samples)
     with torch.no_grad():
-        averaged = model.probabilities(batch)
+        averaged = model.log_probabilities(batch).exp()
         forward = model(batch["x"], batch["lengths"], "dna").softmax(-1)
         reverse = model(batch["x_rc"], batch["lengths"], "dna").softmax(-1)
     torch.testing.assert_close(averaged, (forward + reverse) / 2)
