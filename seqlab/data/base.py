@@ -151,6 +151,21 @@ def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple
     return rest, held_out
 
 
+def train_val_test(y: np.ndarray, official: np.ndarray | None, test_size: float, val_size: float, seed: int) -> dict[str, np.ndarray]:
+    """Row indices of train/val/test: the official train/test split when there is one, else a
+    stratified seeded ``test_size`` share; validation is always a stratified share of train."""
+    if official is not None:
+        train_idx, test_idx = np.flatnonzero(official == "train"), np.flatnonzero(official == "test")
+    else:
+        train_idx, test_idx = stratified_split(y, test_size, seed)
+    fit, val = stratified_split(y[train_idx], val_size, seed + 1)
+    parts = {"train": train_idx[fit], "val": train_idx[val], "test": test_idx}
+    for name, idx in parts.items():
+        if len(idx) == 0:
+            raise SeqlabError(f"The {name} split is empty ({len(y)} distinct rows in all). Add data or change data.test_size / data.val_size.")
+    return parts
+
+
 def encode_labels(values: Sequence[Any], labels: list[str] | None, column: str) -> tuple[np.ndarray, list[str]]:
     """Map raw label values to class indices; the label set is ``labels`` or the sorted values."""
     values = [str(v) for v in values]

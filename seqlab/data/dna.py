@@ -31,7 +31,7 @@ from seqlab.data.base import (
     load_hub_table,
     pad_batch,
     read_table,
-    stratified_split,
+    train_val_test,
 )
 from seqlab.data.module import SeqDataModule
 from seqlab.errors import SeqlabError
@@ -271,7 +271,7 @@ class DnaDataModule(SeqDataModule):
 
     def _split_table(self) -> dict[str, Any]:
         ids, seqs, raw_labels, split = self._records()
-        codes = [self._truncate(to_codes(seq, rid)) for rid, seq in zip(ids, seqs)]
+        codes = [to_codes(seq, rid) for rid, seq in zip(ids, seqs)]
         keep, seen = [], set()
         for i, c in enumerate(codes):  # deduplicate identical sequences, keeping the first
             key = c.tobytes()
@@ -279,19 +279,8 @@ class DnaDataModule(SeqDataModule):
                 seen.add(key)
                 keep.append(i)
         y, names = encode_labels([raw_labels[i] for i in keep], self.labels, self.label_column)
-        codes = [codes[i] for i in keep]
-        if split is not None:
-            split = split[keep]
-            train_idx, test_idx = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
-        else:
-            train_idx, test_idx = stratified_split(y, self.test_size, self.seed)
-        fit, val = stratified_split(y[train_idx], self.val_size, self.seed + 1)
-        parts = {"train": train_idx[fit], "val": train_idx[val], "test": test_idx}
-        for name, idx in parts.items():
-            if len(idx) == 0:
-                raise SeqlabError(
-                    f"The {name} split is empty ({len(codes)} distinct records in all). Add data or change data.test_size / data.val_size."
-                )
+        codes = [self._truncate(codes[i]) for i in keep]
+        parts = train_val_test(y, None if split is None else split[keep], self.test_size, self.val_size, self.seed)
         return {"labels": names, "duplicates": len(ids) - len(keep), "splits": {k: ([codes[i] for i in v], y[v]) for k, v in parts.items()}}
 
     def _truncate(self, codes: np.ndarray) -> np.ndarray:

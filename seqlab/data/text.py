@@ -25,7 +25,7 @@ from seqlab.data.base import (
     read_table,
     save_atomically,
     sha256_of,
-    stratified_split,
+    train_val_test,
 )
 from seqlab.data.module import SeqDataModule
 from seqlab.errors import SeqlabError
@@ -200,16 +200,8 @@ class TextDataModule(SeqDataModule):
         df = df.drop_duplicates(subset="text", keep="first").reset_index(drop=True)
         y, names = encode_labels(df["label"].tolist(), self.labels, self.label_column)
         texts = df["text"].tolist()
-        if df["split"].notna().all():
-            train_idx = np.flatnonzero(df["split"].to_numpy() == "train")
-            test_idx = np.flatnonzero(df["split"].to_numpy() == "test")
-        else:
-            train_idx, test_idx = stratified_split(y, self.test_size, self.seed)
-        keep, val = stratified_split(y[train_idx], self.val_size, self.seed + 1)
-        parts = {"train": train_idx[keep], "val": train_idx[val], "test": test_idx}
-        for name, idx in parts.items():
-            if len(idx) == 0:
-                raise SeqlabError(f"The {name} split is empty ({len(texts)} rows in all). Add data or change test_size / val_size.")
+        official = df["split"].to_numpy() if df["split"].notna().all() else None
+        parts = train_val_test(y, official, self.test_size, self.val_size, self.seed)
         return {"labels": names, "splits": {k: ([texts[i] for i in idx], y[idx]) for k, idx in parts.items()}}
 
     # -- preprocessing and splits ----------------------------------------------------------------
