@@ -162,8 +162,6 @@ class DnaDataModule(SeqDataModule):
     """DNA sequence classification from the pinned splice-junction archive, the hub's Genomic
     Benchmarks, a FASTA file (label in a header field, or one file per class) or a CSV/TSV."""
 
-    input_kind = "tokens"
-
     def __init__(
         self,
         source: Literal["splice_archive", "hub", "fasta", "file"] = "splice_archive",

@@ -37,15 +37,11 @@ def task_states(checkpoint: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for value in checkpoint.values():
         if isinstance(value, dict) and STATE_KEY in value:
             found[value[STATE_KEY]] = value
-        if isinstance(value, dict) and "tasks" in value and isinstance(value["tasks"], dict):
-            found.update({k: v for k, v in value["tasks"].items() if isinstance(v, dict) and STATE_KEY in v})
     return found
 
 
 class SeqDataModule(L.LightningDataModule):
     """Common machinery: spec, bucketed loaders, preprocessing stored in checkpoints."""
-
-    input_kind = "tokens"
 
     def __init__(
         self,

@@ -24,7 +24,6 @@ from seqlab.data.base import (
     load_hub_table,
     read_table,
     save_atomically,
-    sha256_of,
     train_val_test,
 )
 from seqlab.data.module import SeqDataModule
@@ -150,7 +149,6 @@ class TextDataModule(SeqDataModule):
         self.archive_path = archive_path
         self.predict_input = predict_input
         self.token_dropout = token_dropout
-        self._table: dict[str, Any] | None = None  # split name -> (texts, label ids), before encoding
 
     # -- raw data -------------------------------------------------------------------------------
     def _source_identity(self) -> dict[str, Any]:
@@ -309,4 +307,4 @@ class TextDataModule(SeqDataModule):
         return SequenceDataset([torch.from_numpy(a.astype(np.int64)) for a in ids])
 
 
-__all__ = ["IMDB_ARCHIVE", "TextDataModule", "build_vocab", "encode", "sha256_of", "tokenize"]
+__all__ = ["IMDB_ARCHIVE", "TextDataModule", "build_vocab", "encode", "tokenize"]
