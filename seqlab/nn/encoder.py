@@ -118,7 +118,7 @@ class LSTMEncoder(nn.Module):
         Outputs at padded steps are not meaningful; pool with ``lengths``. ``input_layer``
         replaces the encoder's own input layer (a multi-task model keeps one per task).
         """
-        h = self.input_dropout((input_layer or self.input)(x))  # (B, T, I)
+        h = self.input_dropout((self.input if input_layer is None else input_layer)(x))  # (B, T, I)
         if lengths is None:
             lengths = torch.full((h.size(0),), h.size(1), dtype=torch.long, device=h.device)
         for layer in range(self.num_layers):
