@@ -297,6 +297,13 @@ def read_table(path: str | Path):
     return df
 
 
+def require_columns(df, columns: Sequence[str], where: str, fix: str) -> None:
+    """Stop with the columns the table does have when any of ``columns`` is missing."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise SeqlabError(f"{where} has no column {', '.join(map(repr, missing))}; its columns are {list(df.columns)}. {fix}")
+
+
 def load_hub_table(hub_id: str, config: str | None, label_column: str, labels: list[str] | None, offline_hint: str):
     """A hub dataset's train and test splits as one DataFrame with a ``split`` column.
 

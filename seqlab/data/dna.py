@@ -31,6 +31,7 @@ from seqlab.data.base import (
     load_hub_table,
     pad_batch,
     read_table,
+    require_columns,
     train_val_test,
 )
 from seqlab.data.module import SeqDataModule
@@ -140,21 +141,16 @@ class DnaCollate(Collate):
         self.encoding, self.k, self.stride = encoding, k, stride
         self.rc_prob, self.rc_views = rc_prob, rc_views
 
-    def _pad(self, codes: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        return pad_batch([encode_codes(c, self.encoding, self.k, self.stride) for c in codes])
+    def _encode(self, codes: np.ndarray) -> torch.Tensor:
+        return encode_codes(codes, self.encoding, self.k, self.stride)
 
     def __call__(self, samples):
-        index, codes, labels = zip(*samples)
-        codes = list(codes)
         if self.rc_prob > 0:
-            flips = torch.rand(len(codes)) < self.rc_prob
-            codes = [reverse_complement(c) if f else c for c, f in zip(codes, flips.tolist())]
-        x, lengths = self._pad(codes)
-        batch: dict[str, Any] = {"task": self.task, "index": torch.tensor(index), "x": x, "lengths": lengths}
+            flips = (torch.rand(len(samples)) < self.rc_prob).tolist()
+            samples = [(i, reverse_complement(c) if f else c, y) for (i, c, y), f in zip(samples, flips)]
+        batch = super().__call__([(i, self._encode(c), y) for i, c, y in samples])
         if self.rc_views:
-            batch["x_rc"], _ = self._pad([reverse_complement(c) for c in codes])
-        if labels[0] is not None:
-            batch["y"] = torch.stack(labels)
+            batch["x_rc"], _ = pad_batch([self._encode(reverse_complement(c)) for _, c, _ in samples])
         return batch
 
 
@@ -232,12 +228,7 @@ class DnaDataModule(SeqDataModule):
         else:
             df = read_table(self.path)
             where = str(self.path)
-        missing = [c for c in (self.sequence_column, self.label_column) if c not in df.columns]
-        if missing:
-            raise SeqlabError(
-                f"{where} has no column {', '.join(map(repr, missing))}; its columns are {list(df.columns)}. "
-                "Set data.sequence_column and data.label_column."
-            )
+        require_columns(df, (self.sequence_column, self.label_column), where, "Set data.sequence_column and data.label_column.")
         ids = [str(i) for i in (df["id"] if "id" in df.columns else range(1, len(df) + 1))]
         split = df["split"].to_numpy() if "split" in df.columns else None
         return ids, df[self.sequence_column].fillna("").astype(str).tolist(), df[self.label_column].tolist(), split
@@ -294,8 +285,7 @@ class DnaDataModule(SeqDataModule):
 
     def build_splits(self) -> None:
         table = self._table or self._split_table()
-        if table["labels"] != self.preprocessing["labels"]:
-            raise SeqlabError(f"This data has labels {table['labels']}, the checkpoint was trained on {self.preprocessing['labels']}.")
+        self.check_labels(table["labels"])
         self.splits = {name: SequenceDataset(codes, y) for name, (codes, y) in table["splits"].items()}
 
     def make_spec(self) -> TaskSpec:

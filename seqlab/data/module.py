@@ -123,6 +123,13 @@ class SeqDataModule(L.LightningDataModule):
                 "read the inputs wrongly. Use the data settings the checkpoint was trained with."
             )
 
+    def check_labels(self, labels: list[str]) -> None:
+        """Stop when this data's label set differs from the one the preprocessing was built with."""
+        if labels != self.preprocessing["labels"]:
+            raise SeqlabError(
+                f"This data has labels {labels}, the checkpoint was trained on {self.preprocessing['labels']}. Set data.labels to match."
+            )
+
     def setup(self, stage: str) -> None:
         self.ensure_preprocessing()
         if stage in ("fit", "validate", "test") and not self.splits:

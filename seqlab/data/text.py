@@ -23,6 +23,7 @@ from seqlab.data.base import (
     fingerprint,
     load_hub_table,
     read_table,
+    require_columns,
     save_atomically,
     train_val_test,
 )
@@ -170,12 +171,8 @@ class TextDataModule(SeqDataModule):
         else:
             df = self._read_hub()
             where = f"hub dataset {self.hub_id}"
-        missing = [c for c in (self.text_column, self.label_column) if c not in df.columns]
-        if missing:
-            raise SeqlabError(
-                f"{where} has no column {', '.join(map(repr, missing))}; its columns are {list(df.columns)}. "
-                "Set data.text_column and data.label_column to the columns that hold the text and the label."
-            )
+        fix = "Set data.text_column and data.label_column to the columns that hold the text and the label."
+        require_columns(df, (self.text_column, self.label_column), where, fix)
         out = df[[self.text_column, self.label_column]].rename(columns={self.text_column: "text", self.label_column: "label"})
         out["split"] = df["split"] if "split" in df.columns and self.source == "hub" else None
         empty = out["text"].isna() | out["label"].isna()
@@ -262,15 +259,9 @@ class TextDataModule(SeqDataModule):
             return
         # Preprocessing from a checkpoint that differs from this data's cache: encode in memory.
         table = self._split_table()
-        self._check_labels(table["labels"])
+        self.check_labels(table["labels"])
         for name, (texts, y) in table["splits"].items():
             self.splits[name] = SequenceDataset([torch.from_numpy(a.astype(np.int64)) for a in self._encode(texts, self.preprocessing)], y)
-
-    def _check_labels(self, labels: list[str]) -> None:
-        if labels != self.preprocessing["labels"]:
-            raise SeqlabError(
-                f"This data has labels {labels}, the checkpoint was trained on {self.preprocessing['labels']}. Set data.labels to match."
-            )
 
     def collate(self, split: str) -> Collate:
         if split == "train" and self.token_dropout > 0:
