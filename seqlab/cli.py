@@ -37,9 +37,23 @@ class SeqlabCLI(LightningCLI):
                     config.data.init_args.preprocessing_from = ckpt
 
 
+# Commands beside Lightning's fit/validate/test/predict: name -> "module:function(args)".
+TOOLS: dict[str, str] = {}
+
+
+def run_tool(name: str, args: list[str]):
+    import importlib
+
+    module, function = TOOLS[name].split(":")
+    return getattr(importlib.import_module(module), function)(args)
+
+
 def main(args: list[str] | None = None) -> SeqlabCLI | None:
     """Entry point of ``seqlab`` and ``python -m seqlab``; user errors print one paragraph and exit 2."""
+    argv = sys.argv[1:] if args is None else args
     try:
+        if argv and argv[0] in TOOLS:
+            return run_tool(argv[0], argv[1:])
         return SeqlabCLI(
             SeqModel,
             SeqDataModule,

@@ -111,17 +111,18 @@ class SeqModel(L.LightningModule):
         self.log(f"train/{task}/acc", self.train_acc[task], on_step=False, on_epoch=True, batch_size=bs)
         return loss
 
-    def _eval_step(self, stage: str, batch: dict[str, Any]) -> None:
+    def _eval_step(self, stage: str, batch: dict[str, Any]) -> dict[str, Any]:
         task = batch["task"]
         loss, probs, y = self.model_step(batch)
         self.metrics[f"{stage}_{task}"].update(self._scores(probs, self.specs[task]), y)
         self.log(f"{stage}/{task}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        return {"task": task, "probs": probs.detach(), "y": y}  # for callbacks (confusion matrices)
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step("val", batch)
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return self._eval_step("val", batch)
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step("test", batch)
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return self._eval_step("test", batch)
 
     def _eval_epoch_end(self, stage: str) -> None:
         accs = []

@@ -7,9 +7,10 @@ and BasicMotions (activity) ship this way inside the pinned sktime wheel.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
