@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import lightning as L
 from lightning.pytorch.cli import LightningCLI
 
 from seqlab.callbacks import JsonlPredictionWriter
-from seqlab.data.module import SeqDataModule
 from seqlab.errors import SeqlabError
 from seqlab.model import SeqModel
 
@@ -21,6 +21,8 @@ class SeqlabCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.specs", "model.specs", apply_on="instantiate")
         parser.add_lightning_class_args(JsonlPredictionWriter, "prediction_writer")
+        # seqlab's length-bucketing samplers give each process its own share themselves.
+        parser.set_defaults({"trainer.use_distributed_sampler": False})
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -38,7 +40,7 @@ class SeqlabCLI(LightningCLI):
 
 
 # Commands beside Lightning's fit/validate/test/predict: name -> "module:function(args)".
-TOOLS: dict[str, str] = {}
+TOOLS: dict[str, str] = {"export": "seqlab.export:main", "explain": "seqlab.explain:main"}
 
 
 def run_tool(name: str, args: list[str]):
@@ -56,12 +58,17 @@ def main(args: list[str] | None = None) -> SeqlabCLI | None:
             return run_tool(argv[0], argv[1:])
         return SeqlabCLI(
             SeqModel,
-            SeqDataModule,
+            L.LightningDataModule,
             subclass_mode_data=True,
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
             args=args,
         )
-    except SeqlabError as err:
-        print(f"seqlab: error: {err}", file=sys.stderr)
+    except (SeqlabError, ValueError) as err:
+        cause = err
+        while cause is not None and not isinstance(cause, SeqlabError):
+            cause = cause.__cause__  # jsonargparse wraps errors raised while it instantiates classes
+        if cause is None:
+            raise
+        print(f"seqlab: error: {cause}", file=sys.stderr)
         raise SystemExit(2) from None

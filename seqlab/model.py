@@ -50,7 +50,11 @@ class SeqModel(L.LightningModule):
         impl: Literal["fast", "reference"] = "fast",
         chunk_size: int | None = None,
         chunk_batch: int = 32,
-        position_embedding: int = 0,
+        position_embedding: int | dict[str, int] = 0,
+        float32_lstm: bool = False,
+        loss_weights: dict[str, float] | None = None,
+        backbone_from: str | None = None,
+        freeze_backbone_epochs: int = 0,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_schedule: Literal["constant", "cosine"] = "cosine",
         warmup: float = 0.0,
@@ -63,13 +67,22 @@ class SeqModel(L.LightningModule):
         self.optimizer = optimizer
         self.lr_schedule = lr_schedule
         self.warmup = warmup
+        unknown = sorted(set(loss_weights or {}) - set(self.specs))
+        if unknown:
+            raise SeqlabError(f"model.loss_weights names task(s) {', '.join(unknown)} this run does not have; its tasks: {', '.join(self.specs)}.")
+        self.loss_weights = {name: float((loss_weights or {}).get(name, 1.0)) for name in self.specs}
+        self.backbone_from = backbone_from
+        self.freeze_backbone_epochs = freeze_backbone_epochs
         self.inputs = nn.ModuleDict()
         for name, s in self.specs.items():
             layer = make_input_layer(embed_dim, s.vocab_size, s.feature_dim, s.padding_idx)
-            self.inputs[name] = WithPositions(layer, position_embedding, embed_dim) if position_embedding else layer
+            positions = position_embedding.get(name, 0) if isinstance(position_embedding, dict) else position_embedding
+            self.inputs[name] = WithPositions(layer, positions, embed_dim) if positions else layer
         self.encoder = LSTMEncoder(
-            embed_dim, hidden_size, num_layers, bidirectional, dropout, input_dropout, pooling, impl, chunk_size=chunk_size, chunk_batch=chunk_batch
-        )
+            embed_dim, hidden_size, num_layers, bidirectional, dropout, input_dropout, pooling, impl,
+            chunk_size=chunk_size, chunk_batch=chunk_batch, float32_lstm=float32_lstm,
+        )  # fmt: skip
+        self._step_tasks: set[str] = set()
         self.heads = nn.ModuleDict(
             {name: make_head(s.task_type, self.encoder.output_size, s.num_classes, head_dropout) for name, s in self.specs.items()}
         )
@@ -99,17 +112,68 @@ class SeqModel(L.LightningModule):
     def _scores(probs: Tensor, spec: TaskSpec) -> Tensor:
         return probs[:, 1] if spec.task_type == "binary" else probs
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        task = batch["task"]
-        loss, probs, y = self.model_step(batch)
-        self.train_acc[task](self._scores(probs, self.specs[task]), y)
-        bs = len(y)
-        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+    def training_step(self, batch: dict[str, Any] | list[dict[str, Any]], batch_idx: int) -> Tensor:
+        """One task's batch, or a list of batches of several tasks (their weighted losses add up)."""
+        batches = batch if isinstance(batch, list) else [batch]
+        total = 0.0
+        for b in batches:
+            task = b["task"]
+            loss, probs, y = self.model_step(b)
+            self.train_acc[task](self._scores(probs, self.specs[task]), y)
+            self.log(f"train/{task}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+            self.log(f"train/{task}/acc", self.train_acc[task], on_step=False, on_epoch=True, batch_size=len(y))
+            total = total + self.loss_weights[task] * loss
+        self._step_tasks = {b["task"] for b in batches}
+        if self._trainer is not None and self.trainer.world_size > 1:
+            # Every parameter takes part in the backward pass, so distributed gradient reduction
+            # never waits for the heads of tasks this step has no batch of; their zero gradients
+            # are dropped again before the optimizer step (on_before_optimizer_step).
+            total = total + sum(p.sum() for p in self._idle_parameters()) * 0.0
+        bs = sum(len(b["y"]) for b in batches)
+        self.log("train/loss", total, prog_bar=True, batch_size=bs)
         if self._trainer is not None and self.trainer.optimizers:
             self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=bs)
-        self.log(f"train/{task}/loss", loss, on_step=False, on_epoch=True, batch_size=bs)
-        self.log(f"train/{task}/acc", self.train_acc[task], on_step=False, on_epoch=True, batch_size=bs)
-        return loss
+        return total
+
+    def _idle_parameters(self) -> list[nn.Parameter]:
+        """Parameters this step must not update: other tasks' input layers and heads, and the
+        shared encoder while it is frozen."""
+        idle = [p for name in self.specs if name not in self._step_tasks for p in (*self.inputs[name].parameters(), *self.heads[name].parameters())]
+        if self._trainer is not None and self.current_epoch < self.freeze_backbone_epochs:
+            idle += list(self.encoder.parameters())
+        return idle
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        for p in self._idle_parameters():
+            p.grad = None  # AdamW skips a parameter without gradient: no decay, no momentum step
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.backbone_from:
+            self.load_backbone(self.backbone_from)
+
+    def load_backbone(self, path: str) -> list[str]:
+        """Copy the shared encoder, and the input layer and head of every task with an identical
+        spec, from another checkpoint. Returns what was copied. (A resumed fit then restores its own
+        checkpoint on top.)"""
+        from seqlab.data.module import read_checkpoint
+
+        checkpoint = read_checkpoint(path)
+        weights = checkpoint.get("state_dict", {})
+        theirs = checkpoint.get("hyper_parameters", {}).get("specs", {})
+        same = [name for name, s in self.specs.items() if theirs.get(name) == s.to_dict()]  # tasks whose input layer and head fit too
+        prefixes = ["encoder."] + [f"{kind}.{name}." for name in same for kind in ("inputs", "heads")]
+        mine = self.state_dict()
+        chosen = {k: v for k, v in weights.items() if any(k.startswith(p) for p in prefixes)}
+        wrong = [f"{k} {tuple(v.shape)} vs {tuple(mine[k].shape)}" for k, v in chosen.items() if k not in mine or mine[k].shape != v.shape]
+        if not any(k.startswith("encoder.") for k in chosen) or wrong:
+            raise SeqlabError(
+                f"The backbone in {path} does not fit this model ({'; '.join(wrong[:3]) or 'no encoder weights'}). "
+                "Use the same model.embed_dim, hidden_size, num_layers, bidirectional and pooling as the checkpoint."
+            )
+        self.load_state_dict(chosen, strict=False)
+        copied = sorted({".".join(k.split(".")[:2]) if not k.startswith("encoder.") else "encoder" for k in chosen})
+        print(f"seqlab: loaded {', '.join(copied)} from {path}")
+        return copied
 
     def _eval_step(self, stage: str, batch: dict[str, Any]) -> dict[str, Any]:
         task = batch["task"]

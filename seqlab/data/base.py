@@ -212,6 +212,11 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    @property
+    def sampler(self) -> BucketBatchSampler:
+        """Lightning calls ``set_epoch`` on ``loader.batch_sampler.sampler`` each epoch: that is us."""
+        return self
+
     def _batches(self) -> list[np.ndarray]:
         n = len(self.lengths)
         if not self.shuffle:

@@ -18,6 +18,7 @@ from seqlab.errors import SeqlabError
 from seqlab.spec import TaskSpec
 
 STATE_KEY = "seqlab_task"
+MULTI_KEY = "seqlab_tasks"  # a multi-task module's state: task name -> a task's state
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -37,6 +38,8 @@ def task_states(checkpoint: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for value in checkpoint.values():
         if isinstance(value, dict) and STATE_KEY in value:
             found[value[STATE_KEY]] = value
+        elif isinstance(value, dict) and MULTI_KEY in value:
+            found.update(task_states(value[MULTI_KEY]))
     return found
 
 

@@ -79,6 +79,7 @@ class LSTMEncoder(nn.Module):
         padding_idx: int = 0,
         chunk_size: int | None = None,
         chunk_batch: int = 32,
+        float32_lstm: bool = False,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -94,6 +95,7 @@ class LSTMEncoder(nn.Module):
         self.impl = impl
         self.chunk_size = chunk_size
         self.chunk_batch = chunk_batch
+        self.float32_lstm = float32_lstm
         self.output_size = hidden_size * (2 if bidirectional else 1)
         self.input = make_input_layer(input_size, vocab_size, feature_dim, padding_idx)
         self.input_dropout = nn.Dropout(input_dropout)
@@ -107,9 +109,13 @@ class LSTMEncoder(nn.Module):
     def _run(self, lstm: nn.LSTM, x: Tensor, lengths: Tensor) -> Tensor:
         if self.impl == "reference":
             return run_reference_layer(lstm, "_l0", x, None, lengths)[0]
-        if torch.is_autocast_enabled(x.device.type):
+        device = x.device.type
+        if torch.is_autocast_enabled(device):
+            if self.float32_lstm:  # mixed precision around it, the recurrence itself in float32
+                with torch.autocast(device, enabled=False):
+                    return lstm(x.float())[0]
             # Under CPU autocast, oneDNN's LSTM takes its input in the autocast dtype only.
-            x = x.to(torch.get_autocast_dtype(x.device.type))
+            x = x.to(torch.get_autocast_dtype(device))
         return lstm(x)[0]
 
     def encode(self, x: Tensor, lengths: Tensor | None = None, input_layer: nn.Module | None = None) -> Tensor:

@@ -1,0 +1,203 @@
+"""MultiTaskDataModule: several family DataModules behind one loader, for one shared-backbone model.
+
+Each training batch comes from one task (every task keeps its own collate, padding and length
+buckets). ``mixing`` decides which task each step takes:
+
+- ``proportional``: a task is drawn with probability proportional to n ** (1 / temperature),
+  n being its training batches per epoch. ``temperature: 1`` follows the task sizes; larger
+  temperatures flatten towards uniform (small tasks seen more often than their size).
+- ``round_robin``: tasks take turns, one batch each; a task that has used all its batches leaves
+  the turn until the epoch ends.
+- ``largest_cycle``: every step holds one batch of *every* task (the model adds the weighted
+  losses); smaller tasks start over until the largest has used all its batches.
+
+An epoch is sum(n) steps for ``proportional`` and ``round_robin`` (each training sequence about
+once), max(n) steps for ``largest_cycle``; ``steps_per_epoch`` sets it instead. A task that runs
+out of batches inside an epoch starts its order over. The order of tasks depends only on the
+seed, the epoch and the batch counts, so every process of a distributed run takes the same task
+at the same step, each with its own share of that task's data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+
+from seqlab.data.module import MULTI_KEY, SeqDataModule
+from seqlab.errors import SeqlabError
+
+MIXINGS = ("proportional", "round_robin", "largest_cycle")
+
+
+class TaskMixer:
+    """The training loader of a multi-task run: yields one task's batch per step (a list of every
+    task's batch for ``largest_cycle``), in the order the module docstring describes."""
+
+    def __init__(self, loaders: dict[str, Iterable], mixing: str, temperature: float = 1.0, steps: int | None = None, seed: int = 0) -> None:
+        self.loaders, self.mixing, self.temperature, self.steps, self.seed = loaders, mixing, temperature, steps, seed
+        self.epoch = 0
+
+    @property
+    def sampler(self) -> TaskMixer:
+        """Lightning calls ``set_epoch`` on ``loader.sampler`` each epoch: that is us."""
+        return self
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        for loader in self.loaders.values():
+            batch_sampler = getattr(loader, "batch_sampler", None)
+            if hasattr(batch_sampler, "set_epoch"):
+                batch_sampler.set_epoch(epoch)
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(loader) for name, loader in self.loaders.items()}
+
+    def __len__(self) -> int:
+        if self.steps is not None:
+            return self.steps
+        sizes = self.sizes().values()
+        return max(sizes) if self.mixing == "largest_cycle" else sum(sizes)
+
+    def schedule(self) -> list[str]:
+        """The task of each step of this epoch."""
+        sizes = self.sizes()
+        names, total = list(sizes), len(self)
+        if self.mixing == "largest_cycle":
+            return []
+        if self.mixing == "proportional":
+            weights = np.array([sizes[n] for n in names], dtype=np.float64) ** (1.0 / self.temperature)
+            rng = np.random.default_rng([self.seed, self.epoch])
+            return [names[i] for i in rng.choice(len(names), size=total, p=weights / weights.sum())]
+        order: list[str] = []
+        left = dict(sizes)
+        while len(order) < total:
+            if not any(left.values()):
+                left = dict(sizes)
+            for name in names:
+                if left[name] > 0 and len(order) < total:
+                    order.append(name)
+                    left[name] -= 1
+        return order
+
+    def __iter__(self) -> Iterator[Any]:
+        iterators: dict[str, Iterator] = {}
+
+        def next_batch(name: str) -> dict[str, Any]:
+            try:
+                return next(iterators[name])
+            except (KeyError, StopIteration):
+                iterators[name] = iter(self.loaders[name])
+                return next(iterators[name])
+
+        if self.mixing == "largest_cycle":
+            for _ in range(len(self)):
+                yield [next_batch(name) for name in self.loaders]
+        else:
+            for name in self.schedule():
+                yield next_batch(name)
+
+
+class Chained:
+    """Evaluation loader: every task's batches, one task after the other."""
+
+    def __init__(self, loaders: list[Iterable]) -> None:
+        self.loaders = loaders
+
+    def __len__(self) -> int:
+        return sum(len(loader) for loader in self.loaders)
+
+    def __iter__(self) -> Iterator[Any]:
+        for loader in self.loaders:
+            yield from loader
+
+
+class MultiTaskDataModule(L.LightningDataModule):
+    """Any number of family DataModules by task name (the key names the task), trained together.
+
+    ``only_task`` restricts validate/test/predict to one task; predict needs it when there are
+    several. ``predict_input`` is handed to that task's DataModule.
+    """
+
+    def __init__(
+        self,
+        tasks: dict[str, SeqDataModule],
+        mixing: Literal["proportional", "round_robin", "largest_cycle"] = "proportional",
+        temperature: float = 1.0,
+        steps_per_epoch: int | None = None,
+        only_task: str | None = None,
+        predict_input: Any = None,
+        seed: int = 0,
+        preprocessing_from: str | None = None,
+    ) -> None:
+        super().__init__()
+        if not tasks:
+            raise SeqlabError("data.tasks is empty: give at least one task, e.g. {imdb: {class_path: seqlab.data.TextDataModule, ...}}.")
+        if mixing not in MIXINGS:
+            raise SeqlabError(f"Unknown data.mixing {mixing!r}; choose one of {', '.join(MIXINGS)}.")
+        if temperature <= 0:
+            raise SeqlabError(f"data.temperature must be positive (got {temperature}); 1 samples tasks in proportion to their size.")
+        if only_task is not None and only_task not in tasks:
+            raise SeqlabError(f"data.only_task={only_task!r} is not one of this run's tasks: {', '.join(tasks)}.")
+        self.tasks = tasks
+        for name, module in tasks.items():
+            module.task_name = name  # the key names the task
+            if preprocessing_from and not module.preprocessing_from:
+                module.preprocessing_from = preprocessing_from
+        self.mixing, self.temperature, self.steps_per_epoch, self.seed = mixing, temperature, steps_per_epoch, seed
+        self.only_task = only_task
+        self.preprocessing_from = preprocessing_from
+        self.predict_input = predict_input
+
+    @property
+    def specs(self) -> dict[str, dict[str, Any]]:
+        """Task name -> spec dict of every task; the CLI links this into the model."""
+        return {name: spec for module in self.tasks.values() for name, spec in module.specs.items()}
+
+    def _selected(self) -> dict[str, SeqDataModule]:
+        return {self.only_task: self.tasks[self.only_task]} if self.only_task else self.tasks
+
+    def _predict_module(self) -> SeqDataModule:
+        if self.only_task is None and len(self.tasks) > 1:
+            raise SeqlabError(f"predict on a multi-task model needs the task: add --data.only_task <name> (one of {', '.join(self.tasks)}).")
+        return self.tasks[self.only_task or next(iter(self.tasks))]
+
+    def setup(self, stage: str) -> None:
+        for module in self.tasks.values():
+            module.trainer = self.trainer  # each task's sampler takes its rank and world size from it
+            module.setup(stage)
+
+    def train_dataloader(self) -> TaskMixer:
+        loaders = {name: module.train_dataloader() for name, module in self.tasks.items()}
+        empty = [name for name, loader in loaders.items() if len(loader) == 0]
+        if empty:
+            raise SeqlabError(f"Task(s) {', '.join(empty)} have no training batch. Check their data sources.")
+        return TaskMixer(loaders, self.mixing, self.temperature, self.steps_per_epoch, self.seed)
+
+    def val_dataloader(self) -> Chained:
+        return Chained([module.val_dataloader() for module in self._selected().values()])
+
+    def test_dataloader(self) -> Chained:
+        return Chained([module.test_dataloader() for module in self._selected().values()])
+
+    def predict_dataloader(self):
+        module = self._predict_module()
+        if self.predict_input is not None:
+            module.predict_input = self.predict_input
+        return module.predict_dataloader()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {MULTI_KEY: {name: module.state_dict() for name, module in self.tasks.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        stored = state.get(MULTI_KEY, {})
+        missing = [name for name in self.tasks if name not in stored]
+        if missing:
+            raise SeqlabError(
+                f"The checkpoint has no data state for task(s) {', '.join(missing)}; the tasks it has: "
+                f"{', '.join(stored) or 'none'}. Use a checkpoint trained on these tasks."
+            )
+        for name, module in self.tasks.items():
+            module.load_state_dict(stored[name])
