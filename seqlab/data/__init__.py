@@ -2,6 +2,7 @@
 
 from seqlab.data.dna import DnaDataModule
 from seqlab.data.module import SeqDataModule
+from seqlab.data.multitask import MultiTaskDataModule
 from seqlab.data.text import TextDataModule
 
-__all__ = ["DnaDataModule", "SeqDataModule", "TextDataModule"]
+__all__ = ["DnaDataModule", "MultiTaskDataModule", "SeqDataModule", "TextDataModule"]
