@@ -1,6 +1,6 @@
 """Train a config to completion, test its best checkpoint, report accuracy, speed and memory.
 
-    python tools/bench_fit.py configs/imdb.yaml [extra CLI overrides...]
+    python tools/bench_fit.py [--name NAME] configs/imdb.yaml [extra CLI overrides...]
 
 Prints a JSON summary and writes it to tools/results/<config name>.json. fit_seconds is the
 whole `fit` command, data loading included; on a first run it also includes the one-time
@@ -49,13 +49,16 @@ def run(config: str, name: str, overrides: list[str]) -> dict:
         "epochs": len(timer.epoch_seconds),
         "fit_seconds": round(fit_seconds, 1),
         "seconds_per_epoch": [round(s, 1) for s in timer.epoch_seconds],
-        "train_samples_per_second": [round(s, 1) for s in timer.samples_per_second],
+        "world_size": trainer.world_size,
+        "train_samples_per_second": [round(s * trainer.world_size, 1) for s in timer.samples_per_second],  # all processes
         "test_seconds": round(time.perf_counter() - test_start, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "best_checkpoint": best,
         "best_val_acc": float(trainer.checkpoint_callback.best_model_score),
         "test": {k: round(v, 4) for k, v in results.items()},
     }
+    if not trainer.is_global_zero:
+        return summary
     out = Path(__file__).parent / "results" / f"{name}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
@@ -64,6 +67,10 @@ def run(config: str, name: str, overrides: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        raise SystemExit("usage: python tools/bench_fit.py configs/<task>.yaml [overrides...]")
-    run(sys.argv[1], Path(sys.argv[1]).stem, sys.argv[2:])
+    argv = sys.argv[1:]
+    name = None
+    if argv[:1] == ["--name"]:
+        name, argv = argv[1], argv[2:]
+    if not argv:
+        raise SystemExit("usage: python tools/bench_fit.py [--name NAME] configs/<task>.yaml [overrides...]")
+    run(argv[0], name or Path(argv[0]).stem, argv[1:])

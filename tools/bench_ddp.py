@@ -1,0 +1,57 @@
+"""DDP on CPU: the same fixed run in 1 process and in 2 processes (gloo), same global batch.
+
+    python tools/bench_ddp.py [config] [overrides...]     # default configs/splice.yaml, 15 epochs
+
+Each process of the 2-process run takes half the batch, so both runs take the same number of
+optimizer steps on batches of the same total size. Writes tools/results/ddp_1proc.json,
+ddp_2proc.json and the comparison tools/results/ddp.json. Both runs use 2 cores in all: the
+single process 2 torch threads, each DDP process 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+TOOLS = Path(__file__).parent
+
+
+def main(argv: list[str]) -> dict:
+    config = argv[0] if argv else "configs/splice.yaml"
+    extra = argv[1:] or ["--trainer.max_epochs=15"]
+    batch = yaml.safe_load(Path(config).read_text())["data"]["init_args"]["batch_size"]
+    common = ["--trainer.logger=false", "--trainer.accelerator=cpu", *extra]
+    runs = {
+        "ddp_1proc": ({"OMP_NUM_THREADS": "2"}, ["--trainer.devices=1"]),
+        "ddp_2proc": ({"OMP_NUM_THREADS": "1"}, ["--trainer.devices=2", "--trainer.strategy=ddp", f"--data.batch_size={batch // 2}"]),
+    }
+    for name, (env, args) in runs.items():
+        cmd = [sys.executable, str(TOOLS / "bench_fit.py"), "--name", name, config, *common, *args]
+        print("+", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True, env={**os.environ, **env})
+    one, two = (json.loads((TOOLS / "results" / f"{n}.json").read_text()) for n in runs)
+    summary = {
+        "config": config,
+        "overrides": extra,
+        "fit_seconds": {"1 process": one["fit_seconds"], "2 processes": two["fit_seconds"]},
+        "train_samples_per_second_median": {
+            "1 process": sorted(one["train_samples_per_second"])[len(one["train_samples_per_second"]) // 2],
+            "2 processes": sorted(two["train_samples_per_second"])[len(two["train_samples_per_second"]) // 2],
+        },
+        "test": {"1 process": one["test"], "2 processes": two["test"]},
+        "machine": one["machine"],
+    }
+    rates = summary["train_samples_per_second_median"]
+    summary["throughput_ratio"] = round(rates["2 processes"] / rates["1 process"], 2)
+    (TOOLS / "results" / "ddp.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
