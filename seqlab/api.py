@@ -1,0 +1,86 @@
+"""Plain-Python use of a trained checkpoint: ``seqlab.load(path).predict(inputs)``, no Trainer.
+
+The checkpoint carries everything needed: the model's weights and task specs, and each task's
+preprocessing (vocabulary, label names, normalisation statistics). Inputs go through the same
+family code as ``python -m seqlab predict``, so both give the same probabilities.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seqlab.data.module import read_checkpoint, task_states
+from seqlab.errors import SeqlabError
+
+
+class Predictor:
+    """A trained model and its tasks' preprocessing. ``predict`` takes what the task's family
+    reads: texts, DNA strings, or arrays of frames (see each DataModule's ``predict_input``)."""
+
+    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+        from seqlab.model import SeqModel
+
+        self.path = str(path)
+        self.states = task_states(read_checkpoint(path))
+        self.model = SeqModel.load_from_checkpoint(self.path, map_location=device).eval()
+        self.device = device
+        self.tasks = list(self.model.specs)
+        self._modules: dict[str, Any] = {}
+
+    def labels(self, task: str | None = None) -> list[str]:
+        return list(self.model.specs[self._task(task)].labels)
+
+    def _task(self, task: str | None) -> str:
+        if task is None:
+            if len(self.tasks) > 1:
+                raise SeqlabError(f"This checkpoint has several tasks ({', '.join(self.tasks)}): pass task=<name>.")
+            return self.tasks[0]
+        if task not in self.tasks:
+            raise SeqlabError(f"This checkpoint has no task {task!r}; its tasks: {', '.join(self.tasks)}.")
+        return task
+
+    def _module(self, task: str):
+        """The task's DataModule, rebuilt from the checkpoint's preprocessing (no training data read)."""
+        if task not in self._modules:
+            import seqlab.data
+
+            family = self.states.get(task, {}).get("family")
+            cls = getattr(seqlab.data, family or "", None)
+            if cls is None:
+                raise SeqlabError(f"The checkpoint's task {task!r} has no data state of a known family ({family!r}); it cannot encode raw inputs.")
+            module = cls(task_name=task)
+            module.preprocessing = self.states[task]["preprocessing"]
+            self._modules[task] = module
+        return self._modules[task]
+
+    @torch.no_grad()
+    def predict_proba(self, inputs: Any, task: str | None = None, batch_size: int = 64) -> torch.Tensor:
+        """(N, C) class probabilities, in the order of the inputs."""
+        task = self._task(task)
+        module = self._module(task)
+        module.predict_input = inputs
+        dataset = module.predict_dataset()
+        collate = module.collate("predict")
+        out = torch.empty(len(dataset), len(self.labels(task)))
+        for start in range(0, len(dataset), batch_size):
+            batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+            batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            out[batch["index"].cpu()] = self.model.log_probabilities(batch).exp().cpu()
+        return out
+
+    def predict(self, inputs: Any, task: str | None = None, batch_size: int = 64) -> list[dict[str, Any]]:
+        """One dict per input: ``label``, its ``probability`` and every class's ``probabilities``."""
+        names = self.labels(task)
+        rows = []
+        for probs in self.predict_proba(inputs, task, batch_size):
+            best = int(probs.argmax())
+            rows.append({"label": names[best], "probability": float(probs[best]), "probabilities": dict(zip(names, probs.tolist()))})
+        return rows
+
+
+def load(path: str | Path, device: str = "cpu") -> Predictor:
+    """A checkpoint ready to predict: ``seqlab.load("runs/imdb/checkpoints/last.ckpt").predict(["a review"])``."""
+    return Predictor(path, device)
