@@ -68,3 +68,199 @@ class EpochTimer(L.Callback):
         self.epoch_seconds.append(seconds)
         self.samples_per_second.append(self._samples / seconds)
         pl_module.log_dict({"time/epoch_seconds": seconds, "time/train_samples_per_second": self._samples / seconds})
+
+
+# -- W&B-or-PNG reporting -----------------------------------------------------------------------------
+def active_wandb_logger(trainer: L.Trainer):
+    """The trainer's WandbLogger when it logs somewhere (online or offline), else None."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and getattr(logger, "mode", None) != "disabled":
+            return logger
+    return None
+
+
+def plots_dir(trainer: L.Trainer) -> Path:
+    """Where PNG reports go: ``plots/`` beside the checkpoint directory, else under default_root_dir."""
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and getattr(checkpoint, "dirpath", None):
+        return Path(checkpoint.dirpath).parent / "plots"
+    return Path(trainer.default_root_dir) / "plots"
+
+
+def confusion_figure(counts: torch.Tensor, labels: list[str], title: str):
+    """Heatmap of a (C, C) confusion matrix (rows true, columns predicted) with counts, recall per
+    row and precision per column."""
+    from matplotlib.figure import Figure
+
+    C = len(labels)
+    precision, recall = precision_recall(counts)
+    fig = Figure(figsize=(2.2 + 0.9 * C, 1.8 + 0.8 * C), layout="constrained")
+    ax = fig.subplots()
+    share = counts.float() / counts.sum(1, keepdim=True).clamp(min=1)  # row-normalised: colour = recall share
+    ax.imshow(share.numpy(), cmap="Blues", vmin=0, vmax=1)
+    for i in range(C):
+        for j in range(C):
+            ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(C), [f"{name}\nP={p:.2f}" for name, p in zip(labels, precision.tolist())])
+    ax.set_yticks(range(C), [f"{name} R={r:.2f}" for name, r in zip(labels, recall.tolist())])
+    ax.set_xlabel("predicted (precision)")
+    ax.set_ylabel("true (recall)")
+    ax.set_title(title)
+    return fig
+
+
+def precision_recall(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class precision and recall of a (C, C) confusion matrix, rows true; 0 where undefined."""
+    counts = counts.double()
+    hits = counts.diagonal()
+    return hits / counts.sum(0).clamp(min=1), hits / counts.sum(1).clamp(min=1)
+
+
+class ConfusionMatrixLogger(L.Callback):
+    """Per task, after each validation and test epoch: a confusion matrix, and per-class precision
+    and recall logged as ``{stage}/{task}/precision/{label}`` (and ``recall``). The matrix goes to
+    W&B (``{stage}/{task}/confusion_matrix``) when a WandbLogger is active, else to
+    ``plots/{stage}_{task}_confusion.png``."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, torch.Tensor] = {}
+
+    def _start(self) -> None:
+        self.counts = {}
+
+    def _batch(self, pl_module: L.LightningModule, outputs: Any) -> None:
+        if not isinstance(outputs, dict) or "probs" not in outputs:
+            return
+        task = outputs["task"]
+        C = pl_module.specs[task].num_classes
+        pred = outputs["probs"].argmax(-1).cpu()
+        index = outputs["y"].cpu() * C + pred  # (B,)
+        counts = torch.bincount(index, minlength=C * C).view(C, C)
+        self.counts[task] = self.counts.get(task, torch.zeros(C, C, dtype=torch.long)) + counts
+
+    def _end(self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        logger = active_wandb_logger(trainer)
+        for task, counts in self.counts.items():
+            counts = trainer.strategy.reduce(counts.to(pl_module.device), reduce_op="sum").cpu().long()
+            labels = list(pl_module.specs[task].labels)
+            precision, recall = precision_recall(counts)
+            values = {f"{stage}/{task}/precision/{name}": float(p) for name, p in zip(labels, precision)}
+            values |= {f"{stage}/{task}/recall/{name}": float(r) for name, r in zip(labels, recall)}
+            pl_module.log_dict(values, sync_dist=False)
+            if not trainer.is_global_zero:
+                continue
+            if logger is not None:
+                import wandb
+
+                y_true = torch.arange(len(labels)).repeat_interleave(counts.sum(1)).tolist()
+                preds = torch.arange(len(labels)).repeat(len(labels)).repeat_interleave(counts.flatten()).tolist()
+                chart = wandb.plot.confusion_matrix(y_true=y_true, preds=preds, class_names=labels, title=f"{stage} {task}")
+                logger.log_metrics({f"{stage}/{task}/confusion_matrix": chart}, step=trainer.global_step)
+            else:
+                fig = confusion_figure(counts, labels, f"{stage} {task} · epoch {trainer.current_epoch}")
+                save_png(fig, plots_dir(trainer) / f"{stage}_{task}_confusion.png")
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start()
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._batch(pl_module, outputs)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._end("val", trainer, pl_module)
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start()
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._batch(pl_module, outputs)
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._end("test", trainer, pl_module)
+
+
+class GradNormLogger(L.Callback):
+    """Logs ``train/grad_norm``: the global norm of all gradients before the optimizer step (and
+    before gradient clipping), every logged step."""
+
+    def __init__(self, norm_type: float = 2.0) -> None:
+        self.norm_type = norm_type
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer) -> None:
+        norms = [torch.linalg.vector_norm(p.grad.detach().float(), self.norm_type) for p in pl_module.parameters() if p.grad is not None]
+        if norms:
+            pl_module.log("train/grad_norm", torch.linalg.vector_norm(torch.stack(norms), self.norm_type), on_step=True, on_epoch=False)
+
+
+class TrainingCurves(L.Callback):
+    """Without an active WandbLogger, draws loss and accuracy per epoch of every
+    ``train|val/{task}/loss|acc`` metric to ``plots/curves.png`` after each training epoch."""
+
+    KEYS = ("loss", "acc")
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[tuple[int, float]]] = {}
+
+    def _record(self, trainer: L.Trainer, stage: str) -> None:
+        for key, value in trainer.callback_metrics.items():
+            parts = key.split("/")
+            if len(parts) == 3 and parts[0] == stage and parts[2] in self.KEYS:
+                points = self.history.setdefault(key, [])
+                points[:] = [p for p in points if p[0] != trainer.current_epoch] + [(trainer.current_epoch, float(value))]
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and trainer.state.fn == "fit":
+            self._record(trainer, "val")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._record(trainer, "train")
+        if trainer.is_global_zero and active_wandb_logger(trainer) is None and self.history:
+            save_png(self.figure(), plots_dir(trainer) / "curves.png")
+
+    def figure(self):
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(11, 4), layout="constrained")
+        for ax, metric in zip(fig.subplots(1, 2), self.KEYS):
+            for key, points in sorted(self.history.items()):
+                if key.endswith(f"/{metric}"):
+                    epochs, values = zip(*sorted(points))
+                    ax.plot(epochs, values, "--o" if key.startswith("train/") else "-o", label=key.rsplit("/", 1)[0], markersize=4)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(metric)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        return fig
+
+
+class ConfigToWandb(L.Callback):
+    """Puts the whole resolved CLI config (model, data, trainer: what ``--print_config`` shows) into
+    the W&B run config under ``cli``; Lightning itself logs only the model's hyperparameters."""
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from lightning.pytorch.cli import SaveConfigCallback
+
+        logger = active_wandb_logger(trainer)
+        saver = next((cb for cb in trainer.callbacks if isinstance(cb, SaveConfigCallback)), None)
+        if logger is None or saver is None or not trainer.is_global_zero:
+            return
+        import yaml
+
+        resolved = yaml.safe_load(saver.parser.dump(saver.config, skip_none=False))
+        logger.experiment.config.update({"cli": resolved}, allow_val_change=True)
+
+
+def save_png(fig, path: Path) -> Path:
+    """Write a matplotlib figure as PNG atomically (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

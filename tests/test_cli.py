@@ -25,7 +25,8 @@ def in_tmp(tmp_path, monkeypatch):
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_every_config_runs_fast_dev_run(config):
     """The real config, shrunk: real data source, one batch of fit, validate and test."""
-    cli = main(["fit", "--config", str(config), "--trainer.fast_dev_run=1", "--trainer.logger=false"])
+    batches = 4 if config.stem == "multitask" else 1  # a batch of each task
+    cli = main(["fit", "--config", str(config), f"--trainer.fast_dev_run={batches}", "--trainer.logger=false"])
     assert cli.trainer.state.finished
     assert any(k.startswith("train/") for k in cli.trainer.callback_metrics)
     cli.trainer.test(cli.model, datamodule=cli.datamodule)

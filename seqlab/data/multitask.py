@@ -101,7 +101,8 @@ class TaskMixer:
 
 
 class Chained:
-    """Evaluation loader: every task's batches, one task after the other."""
+    """Evaluation loader: every batch of every task, the tasks taking turns (so even a run limited
+    to a few batches sees each task)."""
 
     def __init__(self, loaders: list[Iterable]) -> None:
         self.loaders = loaders
@@ -110,8 +111,14 @@ class Chained:
         return sum(len(loader) for loader in self.loaders)
 
     def __iter__(self) -> Iterator[Any]:
-        for loader in self.loaders:
-            yield from loader
+        iterators = [iter(loader) for loader in self.loaders]
+        while iterators:
+            for it in list(iterators):
+                batch = next(it, None)
+                if batch is None:
+                    iterators.remove(it)
+                else:
+                    yield batch
 
 
 class MultiTaskDataModule(L.LightningDataModule):

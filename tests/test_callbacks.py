@@ -1,0 +1,166 @@
+"""Reporting callbacks: what a W&B run (read back offline) and a run without W&B (PNGs) hold; the sweep."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from seqlab.callbacks import ConfusionMatrixLogger, TrainingCurves, precision_recall
+from seqlab.cli import main
+from seqlab.loggers import _leveldb_records, read_offline_run
+
+from .conftest import ROOT, tiny_text_args
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # configs write runs/<task>/... relative to the working directory
+
+
+def records(run_dir: Path, kind: str) -> list:
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    found = []
+    for raw in _leveldb_records(next(run_dir.glob("*.wandb"))):
+        record = pb.Record()
+        record.ParseFromString(raw)
+        if record.WhichOneof("record_type") == kind:
+            found.append(getattr(record, kind))
+    return found
+
+
+def finished(run_dir: Path, timeout: float = 60.0) -> Path:
+    """Wait until W&B's background process has written the run's exit record (the file is complete)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not records(run_dir, "exit") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return run_dir
+
+
+def test_precision_recall_of_a_known_matrix():
+    counts = torch.tensor([[5, 1, 0], [2, 6, 2], [0, 0, 0]])  # rows true, columns predicted
+    precision, recall = precision_recall(counts)
+    assert precision.tolist() == pytest.approx([5 / 7, 6 / 7, 0.0])
+    assert recall.tolist() == pytest.approx([5 / 6, 6 / 10, 0.0])
+
+
+def test_wandb_offline_run_holds_metrics_config_confusion_matrix_and_checkpoint(reviews_csv, tmp_path, monkeypatch):
+    """configs/imdb.yaml's own logger and callbacks, offline: everything is read back from the run file."""
+    for var in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb-home"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    args = [a for a in tiny_text_args(reviews_csv) if a != "--trainer.logger=false"]
+    cli = main(["fit", *args, "--trainer.max_epochs=2", "--trainer.log_every_n_steps=1", f"--trainer.logger.init_args.save_dir={tmp_path / 'wb'}"])
+    import wandb
+
+    wandb.finish()  # the CLI process would end here, flushing the run file
+    run_dir = finished(next((tmp_path / "wb" / "wandb").glob("offline-run-*")))
+    run = read_offline_run(run_dir)
+    rows = run["history"]
+    column = lambda key: [r[key] for r in rows if key in r]  # noqa: E731
+
+    steps = cli.trainer.global_step
+    assert len(column("train/lr")) == steps and len(column("train/grad_norm")) == steps
+    assert all(math.isfinite(v) and v > 0 for v in column("train/grad_norm"))
+    for key in ("val/imdb/acc", "val/imdb/loss", "val/imdb/f1", "train/imdb/loss", "train/imdb/acc", "val/acc_macro"):
+        assert len(column(key)) == 2, key  # once per epoch
+    for kind in ("precision", "recall"):
+        for label in ("negative", "positive"):
+            assert len(column(f"val/imdb/{kind}/{label}")) == 2
+
+    # The confusion matrix table of the last epoch agrees with the logged accuracy and per-class recall.
+    tables = [r for r in rows if "val/imdb/confusion_matrix_table/path" in r]
+    assert len(tables) == 2
+    last = tables[-1]
+    table = json.loads((run_dir / "files" / last["val/imdb/confusion_matrix_table/path"]).read_text())
+    assert table["columns"] == ["Actual", "Predicted", "nPredictions"]
+    cells = {(a, p): n for a, p, n in table["data"]}
+    total = sum(cells.values())
+    assert total == len(cli.datamodule.splits["val"])
+    acc_row = [r for r in rows if "val/imdb/acc" in r][-1]
+    assert (cells[("negative", "negative")] + cells[("positive", "positive")]) / total == pytest.approx(acc_row["val/imdb/acc"], abs=1e-6)
+    recall_neg = cells[("negative", "negative")] / max(1, cells[("negative", "negative")] + cells[("negative", "positive")])
+    assert recall_neg == pytest.approx([r for r in rows if "val/imdb/recall/negative" in r][-1]["val/imdb/recall/negative"], abs=1e-6)
+
+    # The resolved CLI config (not only the model's hyperparameters) is in the run config.
+    resolved = run["config"]["cli"]
+    assert resolved["model"]["hidden_size"] == 16
+    assert resolved["data"]["init_args"]["max_length"] == 500 and resolved["data"]["init_args"]["source"] == "file"
+    assert resolved["trainer"]["max_epochs"] == 2
+
+    # log_model: true in the config: the best checkpoint is a model artifact, staged for `wandb sync`.
+    models = [a for a in records(run_dir, "artifact") if a.type == "model"]
+    best = [a for a in models if "best" in a.aliases]
+    assert len(best) == 1 and best[0].metadata
+    staged = Path(best[0].manifest.contents[0].local_path)
+    assert best[0].manifest.contents[0].path == "model.ckpt"
+    assert staged.read_bytes() == Path(cli.trainer.checkpoint_callback.best_model_path).read_bytes()
+    assert not (tmp_path / "runs" / "imdb" / "plots").exists()  # W&B active: no PNGs
+
+
+def test_without_wandb_png_confusion_matrix_and_training_curves(reviews_csv, tmp_path):
+    cli = main(["fit", *tiny_text_args(reviews_csv), "--trainer.max_epochs=2"])
+    plots = tmp_path / "runs" / "imdb" / "plots"  # beside runs/imdb/checkpoints of configs/imdb.yaml
+    for name in ("val_imdb_confusion.png", "curves.png"):
+        data = (plots / name).read_bytes()
+        assert data.startswith(PNG) and len(data) > 5000, name
+    assert sorted(p.name for p in plots.iterdir()) == ["curves.png", "val_imdb_confusion.png"]  # no temp files left
+
+    callbacks = {type(c): c for c in cli.trainer.callbacks}
+    counts = callbacks[ConfusionMatrixLogger].counts["imdb"]
+    metrics = cli.trainer.callback_metrics
+    assert int(counts.sum()) == len(cli.datamodule.splits["val"])
+    assert float(counts.diagonal().sum() / counts.sum()) == pytest.approx(float(metrics["val/imdb/acc"]), abs=1e-6)
+    precision, recall = precision_recall(counts)
+    assert float(metrics["val/imdb/precision/positive"]) == pytest.approx(float(precision[1]), abs=1e-6)
+    assert float(metrics["val/imdb/recall/negative"]) == pytest.approx(float(recall[0]), abs=1e-6)
+
+    history = callbacks[TrainingCurves].history
+    for key in ("train/imdb/loss", "train/imdb/acc", "val/imdb/loss", "val/imdb/acc"):
+        assert [epoch for epoch, _ in history[key]] == [0, 1], key
+    assert history["val/imdb/acc"][-1][1] == pytest.approx(float(metrics["val/imdb/acc"]))
+
+    cli.trainer.test(cli.model, datamodule=cli.datamodule)
+    assert (plots / "test_imdb_confusion.png").read_bytes().startswith(PNG)
+
+
+def flatten(config: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in config.items():
+        keys.add(prefix + key)
+        if isinstance(value, dict):
+            keys |= flatten(value, f"{prefix}{key}.")
+    return keys
+
+
+def test_sweep_parameters_are_cli_keys_and_reach_the_config(capsys):
+    sweep = yaml.safe_load((ROOT / "configs" / "sweeps" / "imdb.yaml").read_text())
+    assert sweep["command"][-1] == "${args}" and "configs/imdb.yaml" in sweep["command"]
+    assert sweep["metric"]["name"] == "val/acc_macro"
+    config = str(ROOT / "configs" / "imdb.yaml")
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", config, "--print_config"])
+    keys = flatten(yaml.safe_load(capsys.readouterr().out))
+    params = sweep["parameters"]
+    assert {"model.hidden_size", "model.num_layers", "model.optimizer.init_args.lr", "data.init_args.max_length"} <= set(params)
+    assert set(params) <= keys, set(params) - keys
+
+    # The agent's ${args} (--key=value after the config) lands on those keys.
+    chosen = {name: p["values"][-1] if "values" in p else p["min"] for name, p in params.items()}
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", config, *[f"--{k}={v}" for k, v in chosen.items()], "--print_config"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    for name, value in chosen.items():
+        node = printed
+        for part in name.split("."):
+            node = node[part]
+        assert node == value, name
