@@ -7,9 +7,11 @@ family code as ``python -m seqlab predict``, so both give the same probabilities
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from seqlab.data.module import read_checkpoint, task_states
@@ -18,7 +20,9 @@ from seqlab.errors import SeqlabError
 
 class Predictor:
     """A trained model and its tasks' preprocessing. ``predict`` takes what the task's family
-    reads: texts, DNA strings, or arrays of frames (see each DataModule's ``predict_input``)."""
+    reads (see each DataModule's ``predict_input``): texts; DNA strings; for speech a list of
+    (T, F) frame arrays; for activity a list of (samples, channels) recordings, cut into windows
+    like the training data (one result per window); or a file path for any family."""
 
     def __init__(self, path: str | Path, device: str = "cpu") -> None:
         from seqlab.model import SeqModel
@@ -61,8 +65,9 @@ class Predictor:
         """(N, C) class probabilities, in the order of the inputs."""
         task = self._task(task)
         module = self._module(task)
-        module.predict_input = inputs
-        dataset = module.predict_dataset()
+        with tempfile.TemporaryDirectory() as tmp:
+            module.predict_input = self._as_input(module, inputs, Path(tmp))
+            dataset = module.predict_dataset()
         collate = module.collate("predict")
         out = torch.empty(len(dataset), len(self.labels(task)))
         for start in range(0, len(dataset), batch_size):
@@ -70,6 +75,23 @@ class Predictor:
             batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             out[batch["index"].cpu()] = self.model.log_probabilities(batch).exp().cpu()
         return out
+
+    @staticmethod
+    def _as_input(module, inputs: Any, tmp: Path) -> Any:
+        """Arrays for the feature families go through the same file readers as the CLI's predict."""
+        family = type(module).__name__
+        if isinstance(inputs, (str, Path)) or family not in ("SpeechDataModule", "ActivityDataModule"):
+            return inputs
+        arrays = [np.asarray(a, dtype=np.float32) for a in ([inputs] if isinstance(inputs, np.ndarray) and inputs.ndim == 2 else inputs)]
+        if not arrays or any(a.ndim != 2 for a in arrays):
+            raise ValueError("Give a list of 2-D arrays: (time, features) frames or (samples, channels) recordings.")
+        lengths = np.array([len(a) for a in arrays])
+        if family == "SpeechDataModule":
+            np.savez(tmp / "frames.npz", X=np.concatenate(arrays), lengths=lengths)
+            return str(tmp / "frames.npz")
+        recording = np.repeat(np.arange(len(arrays)), lengths).astype(str)
+        np.savez(tmp / "signals.npz", signals=np.concatenate(arrays), recording=recording, subject=np.full(len(recording), "input"))
+        return str(tmp / "signals.npz")
 
     def predict(self, inputs: Any, task: str | None = None, batch_size: int = 64) -> list[dict[str, Any]]:
         """One dict per input: ``label``, its ``probability`` and every class's ``probabilities``."""

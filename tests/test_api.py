@@ -12,6 +12,7 @@ import seqlab
 from seqlab.cli import main
 from seqlab.errors import SeqlabError
 
+from .conftest import ROOT
 from .test_multitask import tiny_multitask_config
 
 
@@ -47,3 +48,39 @@ def test_import_seqlab_stays_light():
     code = "import sys, seqlab; print(sorted(m for m in ('lightning', 'wandb', 'datasets') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_arrays_for_speech_and_activity_match_the_cli_on_files(tmp_path):
+    """Feature families: in-memory arrays through seqlab.load give what predict gives on the file."""
+    import numpy as np
+
+    from .test_activity import make_signals
+
+    rng = np.random.default_rng(0)
+    frames = [rng.normal(i % 2, 1.0, (int(rng.integers(5, 15)), 4)).astype(np.float32) for i in range(40)]
+    np.savez(tmp_path / "frames.npz", X=np.concatenate(frames), lengths=[len(a) for a in frames], y=["lo", "hi"] * 20)
+    signals = make_signals()
+    signals.to_csv(tmp_path / "signals.csv", index=False)
+    runs = {
+        "speech": ("configs/fsdd.yaml", ["--data.source=file", f"--data.path={tmp_path / 'frames.npz'}"], frames[:5]),
+        "activity": ("configs/hapt.yaml", ["--data.source=file", f"--data.path={tmp_path / 'signals.csv'}", "--data.window=50",
+                                          "--data.stack=1", "--data.test_subjects=[p0, p1]", "--data.val_subjects=[p2]"],
+                     [signals[signals.subject == "p0"][["a", "b", "rec"]].to_numpy()]),
+    }  # fmt: skip
+    for name, (config, args, arrays) in runs.items():
+        common = ["--config", str(ROOT / config), *args, f"--data.cache_dir={tmp_path / 'cache'}", "--trainer.logger=false"]
+        cli = main(["fit", *common, "--trainer.max_epochs=1", "--model.hidden_size=8", "--model.embed_dim=8",
+                    f"--trainer.default_root_dir={tmp_path / name}", f"--trainer.callbacks.dirpath={tmp_path / name}"])  # fmt: skip
+        best = cli.trainer.checkpoint_callback.best_model_path
+        got = seqlab.load(best).predict_proba(arrays)
+        if name == "speech":
+            np.savez(tmp_path / "new.npz", X=np.concatenate(arrays), lengths=[len(a) for a in arrays])
+        else:
+            signals[signals.subject == "p0"].drop(columns=["label"]).assign(recording="0").to_csv(tmp_path / "new.csv", index=False)
+        out = tmp_path / f"{name}.jsonl"
+        new = tmp_path / ("new.npz" if name == "speech" else "new.csv")
+        main(["predict", *common, f"--ckpt_path={best}", f"--data.predict_input={new}", f"--prediction_writer.output_path={out}"])
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        assert len(rows) == len(got) > 0
+        for row, probs in zip(rows, got):
+            assert abs(row["probability"] - float(probs.max())) < 1e-5
