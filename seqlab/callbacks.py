@@ -264,3 +264,34 @@ def save_png(fig, path: Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+class GateFigures(L.Callback):
+    """At the end of a fit, the ``seqlab explain`` figure (gates, cell state, attributions) of the
+    first validation sequence of every task: to W&B (``gates/<task>``) when a WandbLogger is
+    active, else ``plots/gates_<task>.png``. ``max_steps`` keeps the figure readable."""
+
+    def __init__(self, max_steps: int = 60, attribution_steps: int = 16) -> None:
+        self.max_steps = max_steps
+        self.attribution_steps = attribution_steps
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        from seqlab.explain import draw_gates, log_figure_to_wandb, trace_input
+
+        datamodule = trainer.datamodule
+        modules = getattr(datamodule, "tasks", None) or {getattr(datamodule, "task_name", ""): datamodule}
+        for task, module in modules.items():
+            val = getattr(module, "splits", {}).get("val")
+            if task not in pl_module.specs or not val:
+                continue
+            batch = module.collate("val")([val[0]])
+            x = batch["x"][0, : min(int(batch["lengths"][0]), self.max_steps)].to(pl_module.device)  # (T,) or (T, F)
+            vocab = (module.preprocessing or {}).get("vocab")
+            tokens = [vocab[i] for i in x.tolist()] if vocab and x.dim() == 1 else [str(t) for t in range(len(x))]
+            with torch.enable_grad():
+                trace = trace_input(pl_module, task, x, tokens, attribution_steps=self.attribution_steps)
+            fig = draw_gates(trace, title=f"{task}: first validation sequence")
+            if not log_figure_to_wandb(trainer, f"gates/{task}", fig):
+                save_png(fig, plots_dir(trainer) / f"gates_{task}.png")

@@ -104,6 +104,7 @@ def test_wandb_offline_run_holds_metrics_config_confusion_matrix_and_checkpoint(
     staged = Path(best[0].manifest.contents[0].local_path)
     assert best[0].manifest.contents[0].path == "model.ckpt"
     assert staged.read_bytes() == Path(cli.trainer.checkpoint_callback.best_model_path).read_bytes()
+    assert [r["gates/imdb/_type"] for r in rows if "gates/imdb/_type" in r] == ["image-file"]  # GateFigures, once at the end
     assert not (tmp_path / "runs" / "imdb" / "plots").exists()  # W&B active: no PNGs
 
 
@@ -113,7 +114,7 @@ def test_without_wandb_png_confusion_matrix_and_training_curves(reviews_csv, tmp
     for name in ("val_imdb_confusion.png", "curves.png"):
         data = (plots / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 5000, name
-    assert sorted(p.name for p in plots.iterdir()) == ["curves.png", "val_imdb_confusion.png"]  # no temp files left
+    assert sorted(p.name for p in plots.iterdir()) == ["curves.png", "gates_imdb.png", "val_imdb_confusion.png"]  # no temp files left
 
     callbacks = {type(c): c for c in cli.trainer.callbacks}
     counts = callbacks[ConfusionMatrixLogger].counts["imdb"]

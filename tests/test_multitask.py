@@ -141,6 +141,8 @@ def test_multitask_fit_reports_every_task_and_checkpoints_all_of_them(tmp_path, 
     assert "vocab" in json.dumps(state["reviews"]) and state["dna"]["preprocessing"]["labels"] == ["motif", "plain"]
     assert {k.split(".")[1] for k in ckpt["state_dict"] if k.startswith("heads.")} == {"reviews", "dna"}
 
+    assert {p.name for p in (tmp_path / "plots").glob("gates_*.png")} == {"gates_reviews.png", "gates_dna.png"}  # GateFigures
+
     # test one task by name, from the checkpoint alone
     main(["test", "--config", str(config), f"--ckpt_path={best}", "--data.only_task=dna"])
     assert "test/dna/acc" in capsys.readouterr().out
