@@ -69,8 +69,9 @@ def test_arrays_for_speech_and_activity_match_the_cli_on_files(tmp_path):
     }  # fmt: skip
     for name, (config, args, arrays) in runs.items():
         common = ["--config", str(ROOT / config), *args, f"--data.cache_dir={tmp_path / 'cache'}", "--trainer.logger=false"]
+        # checkpoints land in runs/<task>/ under tmp_path, the working directory of this test
         cli = main(["fit", *common, "--trainer.max_epochs=1", "--model.hidden_size=8", "--model.embed_dim=8",
-                    f"--trainer.default_root_dir={tmp_path / name}", f"--trainer.callbacks.dirpath={tmp_path / name}"])  # fmt: skip
+                    f"--trainer.default_root_dir={tmp_path / name}"])  # fmt: skip
         best = cli.trainer.checkpoint_callback.best_model_path
         got = seqlab.load(best).predict_proba(arrays)
         if name == "speech":
