@@ -8,6 +8,7 @@ family code as ``python -m seqlab predict``, so both give the same probabilities
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,23 @@ class Predictor:
     (T, F) frame arrays; for activity a list of (samples, channels) recordings, cut into windows
     like the training data (one result per window); or a file path for any family."""
 
-    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+    def __init__(self, path: str | Path | Sequence[str | Path], device: str = "cpu") -> None:
         from seqlab.model import SeqModel
 
-        self.path = str(path)
-        self.states = task_states(read_checkpoint(path))
-        self.model = SeqModel.load_from_checkpoint(self.path, map_location=device).eval()
+        self.paths = [str(path)] if isinstance(path, (str, Path)) else [str(p) for p in path]
+        if not self.paths:
+            raise SeqlabError("seqlab.load needs a checkpoint path (or a list of them for an ensemble).")
+        self.path = self.paths[0]
+        self.states = task_states(read_checkpoint(self.path))
+        self.models = [SeqModel.load_from_checkpoint(p, map_location=device).eval() for p in self.paths]
+        self.model = self.models[0]
+        for other, model in zip(self.paths[1:], self.models[1:]):
+            same_specs = {n: s.to_dict() for n, s in model.specs.items()} == {n: s.to_dict() for n, s in self.model.specs.items()}
+            if not same_specs or task_states(read_checkpoint(other)) != self.states:
+                raise SeqlabError(
+                    f"{other} was trained on other tasks or other data settings (vocabulary, labels, statistics) than {self.path}; "
+                    "an ensemble averages checkpoints of the same config, trained with different seeds."
+                )
         self.device = device
         self.tasks = list(self.model.specs)
         self._modules: dict[str, Any] = {}
@@ -73,7 +85,8 @@ class Predictor:
         for start in range(0, len(dataset), batch_size):
             batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
             batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-            out[batch["index"].cpu()] = self.model.log_probabilities(batch).exp().cpu()
+            probs = torch.stack([model.log_probabilities(batch).exp() for model in self.models]).mean(0)  # the ensemble's mean
+            out[batch["index"].cpu()] = probs.cpu()
         return out
 
     @staticmethod
@@ -103,6 +116,7 @@ class Predictor:
         return rows
 
 
-def load(path: str | Path, device: str = "cpu") -> Predictor:
-    """A checkpoint ready to predict: ``seqlab.load("runs/imdb/checkpoints/last.ckpt").predict(["a review"])``."""
+def load(path: str | Path | Sequence[str | Path], device: str = "cpu") -> Predictor:
+    """A checkpoint ready to predict: ``seqlab.load("runs/imdb/checkpoints/last.ckpt").predict(["a review"])``.
+    A list of checkpoints of one config (different seeds) predicts their mean probabilities."""
     return Predictor(path, device)

@@ -83,7 +83,8 @@ def gate_trace(model: nn.Module, task: str, x: Tensor, layer: int = 0) -> dict[s
     if not 0 <= layer < encoder.num_layers:
         raise SeqlabError(f"--layer {layer} does not exist; the model has layers 0 to {encoder.num_layers - 1}.")
     h = model.inputs[task](x.unsqueeze(0))  # (1, T, I)
-    lengths = torch.tensor([h.size(1)])
+    lengths = torch.tensor([h.size(1)], device=h.device)
+    h = encoder.front(h, lengths)  # the convolutional front end, if the model has one
     for index in range(layer + 1):
         runs = [(encoder.forward_layers[index], h)]
         if encoder.reverse_layers is not None:
@@ -119,10 +120,11 @@ def integrated_gradients(model: nn.Module, task: str, x: Tensor, target: int, st
     layer's output, from an all-zero baseline; they add up to logit(x) - logit(baseline)."""
     with torch.no_grad():
         emb = model.inputs[task](x.unsqueeze(0))  # (1, T, E)
-    alphas = (torch.arange(steps, dtype=emb.dtype) + 0.5) / steps  # midpoint rule
+    alphas = (torch.arange(steps, dtype=emb.dtype, device=emb.device) + 0.5) / steps  # midpoint rule
     path = (alphas.view(-1, 1, 1) * emb).requires_grad_(True)  # (S, T, E)
-    lengths = torch.full((steps,), emb.size(1))
-    logits = model.heads[task](model.encoder(path, lengths, input_layer=nn.Identity()))  # (S, C)
+    lengths = torch.full((steps,), emb.size(1), device=emb.device)
+    with torch.backends.cudnn.flags(enabled=False):  # cuDNN's LSTM has no backward in eval mode
+        logits = model.heads[task](model.encoder(path, lengths, input_layer=nn.Identity()))  # (S, C)
     (grad,) = torch.autograd.grad(logits[:, target].sum(), path)
     return (grad.mean(0) * emb[0]).sum(-1)  # (T,)
 
@@ -131,7 +133,7 @@ def trace_input(model: nn.Module, task: str, x: Tensor, tokens: list[str], layer
     """Gates, prediction and attributions of one encoded input."""
     model.eval()
     with torch.no_grad():
-        probs = model(x.unsqueeze(0), torch.tensor([len(x)]), task).float().softmax(-1)[0]
+        probs = model(x.unsqueeze(0), torch.tensor([len(x)], device=x.device), task).float().softmax(-1)[0]
     gates = gate_trace(model, task, x, layer)
     attribution = integrated_gradients(model, task, x, int(probs.argmax()), attribution_steps) if attribution_steps else None
     return GateTrace(
@@ -140,10 +142,10 @@ def trace_input(model: nn.Module, task: str, x: Tensor, tokens: list[str], layer
         directions=2 if model.encoder.reverse_layers is not None else 1,
         hidden_size=model.encoder.hidden_size,
         labels=list(model.specs[task].labels),
-        probs=probs,
-        attribution=attribution,
-        **gates,
-    )
+        probs=probs.cpu(),
+        attribution=None if attribution is None else attribution.detach().cpu(),
+        **{k: v.cpu() for k, v in gates.items()},
+    )  # on the CPU whatever the model's device: the figure reads them as numpy arrays
 
 
 # -- the figure -------------------------------------------------------------------------------------

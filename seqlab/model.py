@@ -52,6 +52,8 @@ class SeqModel(L.LightningModule):
         chunk_batch: int = 32,
         position_embedding: int | dict[str, int] = 0,
         float32_lstm: bool = False,
+        conv_kernel: int = 0,
+        conv_layers: int = 1,
         loss_weights: dict[str, float] | None = None,
         backbone_from: str | None = None,
         freeze_backbone_epochs: int = 0,
@@ -81,6 +83,7 @@ class SeqModel(L.LightningModule):
         self.encoder = LSTMEncoder(
             embed_dim, hidden_size, num_layers, bidirectional, dropout, input_dropout, pooling, impl,
             chunk_size=chunk_size, chunk_batch=chunk_batch, float32_lstm=float32_lstm,
+            conv_kernel=conv_kernel, conv_layers=conv_layers,
         )  # fmt: skip
         self._step_tasks: set[str] = set()
         self.heads = nn.ModuleDict(

@@ -289,3 +289,13 @@ def test_train_overlap_labels_subset_and_stack(signals_csv):
 def _segments(subjects):
     """The label of each 100-sample segment of the given subjects' recordings (make_signals' rule)."""
     return [CLASSES[(k + int(s[1:]) + r) % 3] for s in subjects for r in range(2) for k in range(4)]
+
+
+def test_val_size_zero_keeps_every_non_test_subject_for_training(signals_csv):
+    dm = ActivityDataModule(source="file", path=str(signals_csv), window=50, test_subjects=["p0", "p1"], val_size=0)
+    dm.setup("fit")
+    assert dm.subject_split == {"train": ["p2", "p3", "p4", "p5"], "val": [], "test": ["p0", "p1"]}
+    assert len(dm.splits["val"]) == 0 and dm.val_dataloader() == []
+    recordings = ActivityDataModule(source="basic_motions", window=None, val_size=0)
+    recordings.setup("fit")
+    assert len(recordings.splits["train"]) == 40 and len(recordings.splits["val"]) == 0

@@ -7,9 +7,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 import seqlab
 from seqlab.cli import main
+from seqlab.data.module import task_states
 from seqlab.errors import SeqlabError
 
 from .conftest import ROOT
@@ -40,6 +42,21 @@ def test_load_predict_matches_the_cli_for_every_task(tmp_path):
     assert [r["label"] for r in model.predict(inputs["reviews"], task="reviews")] == ["positive", "negative"]
     with pytest.raises(SeqlabError, match="several tasks"):
         model.predict(["ACGT"])
+
+    # An ensemble: another checkpoint of the same config (heads scaled) averages with the first.
+    checkpoint = torch.load(best, map_location="cpu", weights_only=False)
+    for key in [k for k in checkpoint["state_dict"] if k.startswith("heads.")]:
+        checkpoint["state_dict"][key] = checkpoint["state_dict"][key] * 3.0
+    torch.save(checkpoint, tmp_path / "other.ckpt")
+    other = seqlab.load(tmp_path / "other.ckpt").predict_proba(inputs["dna"], task="dna")
+    alone = model.predict_proba(inputs["dna"], task="dna")
+    assert not torch.allclose(other, alone)
+    torch.testing.assert_close(seqlab.load([best, tmp_path / "other.ckpt"]).predict_proba(inputs["dna"], task="dna"), (alone + other) / 2)
+    states = task_states(checkpoint)
+    states["dna"]["preprocessing"]["labels"] = ["plain", "motif"]  # other data settings: not one config
+    torch.save(checkpoint, tmp_path / "relabelled.ckpt")
+    with pytest.raises(SeqlabError, match="other data settings"):
+        seqlab.load([best, tmp_path / "relabelled.ckpt"])
     with pytest.raises(SeqlabError, match="no task 'speech'; its tasks: reviews, dna"):
         model.predict(["ACGT"], task="speech")
 

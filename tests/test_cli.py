@@ -167,3 +167,18 @@ def test_python_dash_m_seqlab_in_a_subprocess(reviews_csv, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     bad = subprocess.run([sys.executable, "-m", "seqlab", "fit", "--data.no_such_key=1"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode != 0
+
+
+def test_fit_without_validation_keeps_the_last_epoch(reviews_csv, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # imdb.yaml's checkpoint waits for validation metrics
+        main(["fit", *tiny_text_args(reviews_csv, "--data.val_size=0", "--trainer.max_epochs=1")])
+    assert exit_info.value.code == 2
+    assert "monitors 'val/" in capsys.readouterr().err
+    last_epoch = tmp_path / "last_epoch.yaml"
+    checkpoint = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"dirpath": str(tmp_path / "ckpt"), "monitor": None}}
+    last_epoch.write_text(json.dumps({"trainer": {"callbacks": [checkpoint]}}))
+    cli = main(["fit", *tiny_text_args(reviews_csv, "--data.val_size=0", "--trainer.max_epochs=2", "--config", str(last_epoch))])
+    assert len(cli.datamodule.splits["val"]) == 0 and sum(cli.trainer.num_val_batches) == 0
+    # the last epoch's checkpoint; all 180 training texts, 12 batches an epoch
+    assert Path(cli.trainer.checkpoint_callback.best_model_path).name == "epoch=1-step=24.ckpt"
+    assert cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best")[0]["test/imdb/acc"] >= 0

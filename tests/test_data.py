@@ -43,6 +43,17 @@ def test_stratified_split_is_deterministic_and_stratified():
     assert not np.array_equal(held, stratified_split(y, 0.25, seed=4)[1])
 
 
+def test_zero_validation_share_keeps_every_training_row():
+    from seqlab.data.base import train_val_test
+
+    rest, held = stratified_split([0, 1, 0, 1], 0.0, seed=0)
+    assert rest.tolist() == [0, 1, 2, 3] and held.size == 0
+    parts = train_val_test(np.array([0, 1] * 10), np.array(["train"] * 12 + ["test"] * 8), 0.2, 0.0, seed=0)
+    assert len(parts["train"]) == 12 and len(parts["val"]) == 0 and len(parts["test"]) == 8
+    with pytest.raises(SeqlabError, match="at least 0 and below 1"):
+        stratified_split([0, 1], 1.0, seed=0)
+
+
 def test_bucket_sampler_covers_everything_once_with_little_padding():
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 500, size=1000)

@@ -35,6 +35,33 @@ def test_padding_does_not_change_the_result(pooling, bidirectional):
         torch.testing.assert_close(together[i : i + 1], alone, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("conv_kernel,conv_layers", [(3, 1), (5, 2)])
+def test_conv_front_end_sees_zeros_past_each_sequence_whatever_the_padding(conv_kernel, conv_layers):
+    enc = encoder("max", True, feature_dim=3, conv_kernel=conv_kernel, conv_layers=conv_layers)
+    torch.manual_seed(1)
+    seqs = [torch.randn(n, 3, dtype=torch.float64) for n in (8, 2, 5, 1)]
+    batch = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True)
+    lengths = torch.tensor([len(s) for s in seqs])
+    batch[1, 2:] = 7.0  # garbage in the padding must not reach the real steps through the convolution
+    together = enc(batch, lengths)
+    for i, s in enumerate(seqs):
+        alone = enc(s.unsqueeze(0), torch.tensor([len(s)]))
+        torch.testing.assert_close(together[i : i + 1], alone, rtol=1e-10, atol=1e-10)
+    # and it is a real layer: h + gelu(conv(h)) by hand, for the first sequence
+    h = enc.input(seqs[0])  # (T, E)
+    for conv in enc.convs:
+        h = h + torch.nn.functional.gelu(torch.nn.functional.conv1d(h.T.unsqueeze(0), conv.weight, conv.bias, padding=conv_kernel // 2)[0].T)
+    torch.testing.assert_close(enc.front(enc.input(seqs[0]).unsqueeze(0), torch.tensor([8]))[0], h)
+    out = enc(batch, lengths)
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for conv in enc.convs for p in conv.parameters())
+
+
+def test_conv_kernel_must_be_odd():
+    with pytest.raises(ValueError, match="odd"):
+        LSTMEncoder(4, 4, conv_kernel=4)
+
+
 def test_last_pooling_equals_packed_final_states():
     enc = encoder("last", True, num_layers=2, feature_dim=3)
     ref = torch.nn.LSTM(6, 5, 2, batch_first=True, bidirectional=True).double()
@@ -51,10 +78,10 @@ def test_last_pooling_equals_packed_final_states():
     torch.testing.assert_close(enc(x, lengths), expected, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("pooling", POOLINGS)
-def test_fast_and_reference_paths_agree(pooling):
-    fast = encoder(pooling, True, num_layers=2, vocab_size=20)
-    ref = encoder(pooling, True, num_layers=2, vocab_size=20, impl="reference")
+@pytest.mark.parametrize("pooling,conv_kernel", [(p, 0) for p in POOLINGS] + [("max", 3)])
+def test_fast_and_reference_paths_agree(pooling, conv_kernel):
+    fast = encoder(pooling, True, num_layers=2, vocab_size=20, conv_kernel=conv_kernel)
+    ref = encoder(pooling, True, num_layers=2, vocab_size=20, impl="reference", conv_kernel=conv_kernel)
     ref.load_state_dict(fast.state_dict())
     x = torch.randint(1, 20, (3, 8))
     lengths = torch.tensor([8, 5, 2])

@@ -38,6 +38,8 @@ def stepwise(lstm: torch.nn.LSTM, xs: torch.Tensor) -> tuple[dict[str, torch.Ten
 def expected_gates(model: SeqModel, x: torch.Tensor, layer: int) -> dict[str, torch.Tensor]:
     """Both directions of every layer up to ``layer`` by hand; the reverse one on the flipped input."""
     h = model.inputs["imdb"](x.unsqueeze(0))[0]  # (T, E)
+    for conv in model.encoder.convs:  # the convolutional front end: h + gelu(conv(h)), zeros past both ends
+        h = h + torch.nn.functional.gelu(torch.nn.functional.conv1d(h.T.unsqueeze(0), conv.weight, conv.bias, padding=conv.kernel_size[0] // 2)[0].T)
     for index in range(layer + 1):
         fwd, out_f = stepwise(model.encoder.forward_layers[index], h)
         rev, out_r = stepwise(model.encoder.reverse_layers[index], h.flip(0))
@@ -46,10 +48,10 @@ def expected_gates(model: SeqModel, x: torch.Tensor, layer: int) -> dict[str, to
     return gates | {"hidden": h}
 
 
-@pytest.mark.parametrize("layer", [0, 1])
-def test_figure_shows_the_gates_lstm_cell_computes(layer):
+@pytest.mark.parametrize("layer,conv_kernel", [(0, 0), (1, 0), (1, 3)])
+def test_figure_shows_the_gates_lstm_cell_computes(layer, conv_kernel):
     torch.manual_seed(0)
-    model = SeqModel(TOKENS, embed_dim=6, hidden_size=5, num_layers=2).eval()
+    model = SeqModel(TOKENS, embed_dim=6, hidden_size=5, num_layers=2, conv_kernel=conv_kernel, conv_layers=2).eval()
     x = torch.randint(2, 30, (9,))
     trace = trace_input(model, "imdb", x, [f"w{i}" for i in range(9)], layer=layer, attribution_steps=8)
     expected = expected_gates(model, x, layer)

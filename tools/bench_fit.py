@@ -30,7 +30,8 @@ def machine() -> str:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads){gpu}"
 
 
 def run(config: str, name: str, overrides: list[str]) -> dict:
@@ -54,7 +55,8 @@ def run(config: str, name: str, overrides: list[str]) -> dict:
         "test_seconds": round(time.perf_counter() - test_start, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "best_checkpoint": best,
-        "best_val_acc": float(trainer.checkpoint_callback.best_model_score),
+        "monitor": trainer.checkpoint_callback.monitor,  # None: no validation, the last epoch is tested
+        "best_val_score": None if trainer.checkpoint_callback.best_model_score is None else float(trainer.checkpoint_callback.best_model_score),
         "test": {k: round(v, 4) for k, v in results.items()},
     }
     if not trainer.is_global_zero:

@@ -310,7 +310,9 @@ def split_subjects(
     if test is None:
         test = sorted(rng.permutation(known)[: max(1, int(round(len(known) * test_size)))].tolist(), key=_natural)
     rest = [s for s in known if s not in test]
-    if val is None:
+    if val is None and val_size == 0:
+        val = []  # no validation subjects: train on all the rest
+    elif val is None:
         val = sorted(np.random.default_rng(seed + 1).permutation(rest)[: max(1, int(round(len(rest) * val_size)))].tolist(), key=_natural)
     overlap = set(test) & set(val)
     if overlap:
@@ -318,7 +320,7 @@ def split_subjects(
         raise SeqlabError(f"Subject(s) {both} are in both data.test_subjects and data.val_subjects. A subject belongs in one split.")
     parts = {"train": [s for s in rest if s not in val], "val": list(val), "test": list(test)}
     for name, members in parts.items():
-        if not members:
+        if not members and not (name == "val" and val_size == 0 and not val):
             raise SeqlabError(f"The {name} split has no subject ({len(known)} in all: {known}). Add subjects or change the subject lists/shares.")
     return parts
 
@@ -611,7 +613,7 @@ class ActivityDataModule(SeqDataModule):
         self.splits = {}
         for name, recs in table["parts"].items():
             items, y, _ = self._windows(recs, self.train_stride if name == "train" else self.preprocessing["stride"])
-            if not items:
+            if not items and (recs or name != "val"):  # no validation recordings at all: data.val_size 0
                 raise SeqlabError(f"The {name} split has no labelled window. Check data.window, data.mixed and the labels of its subjects.")
             self.splits[name] = SequenceDataset(items, y)
 

@@ -136,10 +136,13 @@ def save_atomically(write, target: Path) -> None:
 
 
 def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic split of indices into (rest, held_out), ``fraction`` of each class held out."""
-    if not 0.0 < fraction < 1.0:
-        raise SeqlabError(f"A split fraction must be between 0 and 1, got {fraction}.")
+    """Deterministic split of indices into (rest, held_out), ``fraction`` of each class held out
+    (none for 0)."""
+    if not 0.0 <= fraction < 1.0:
+        raise SeqlabError(f"A split fraction must be at least 0 and below 1, got {fraction}.")
     labels = np.asarray(labels)
+    if fraction == 0:
+        return np.arange(len(labels)), np.zeros(0, dtype=np.int64)
     rng = np.random.default_rng(seed)
     held = []
     for cls in np.unique(labels):
@@ -153,7 +156,8 @@ def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple
 
 def train_val_test(y: np.ndarray, official: np.ndarray | None, test_size: float, val_size: float, seed: int) -> dict[str, np.ndarray]:
     """Row indices of train/val/test: the official train/test split when there is one, else a
-    stratified seeded ``test_size`` share; validation is always a stratified share of train."""
+    stratified seeded ``test_size`` share; validation is a stratified ``val_size`` share of train
+    (none when val_size is 0: training on the whole training split)."""
     if official is not None:
         train_idx, test_idx = np.flatnonzero(official == "train"), np.flatnonzero(official == "test")
     else:
@@ -161,7 +165,7 @@ def train_val_test(y: np.ndarray, official: np.ndarray | None, test_size: float,
     fit, val = stratified_split(y[train_idx], val_size, seed + 1)
     parts = {"train": train_idx[fit], "val": train_idx[val], "test": test_idx}
     for name, idx in parts.items():
-        if len(idx) == 0:
+        if len(idx) == 0 and not (name == "val" and val_size == 0):
             raise SeqlabError(f"The {name} split is empty ({len(y)} distinct rows in all). Add data or change data.test_size / data.val_size.")
     return parts
 

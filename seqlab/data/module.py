@@ -137,6 +137,22 @@ class SeqDataModule(L.LightningDataModule):
         self.ensure_preprocessing()
         if stage in ("fit", "validate", "test") and not self.splits:
             self.build_splits()
+        if stage == "fit" and not len(self.splits["val"]):
+            self._check_no_val_monitor()
+
+    def _check_no_val_monitor(self) -> None:
+        """Without a validation split, no callback may wait for this task's validation metrics."""
+        trainer = self.trainer
+        if trainer is None:
+            return
+        alone = getattr(trainer.datamodule, "tasks", None) is None  # a multi-task run may monitor other tasks
+        for cb in trainer.callbacks:
+            monitor = getattr(cb, "monitor", None)
+            if monitor and (monitor.startswith(f"val/{self.task_name}/") or (alone and monitor.startswith("val/"))):
+                raise SeqlabError(
+                    f"{type(cb).__name__} monitors {monitor!r}, but data.val_size is 0: there is no validation split. "
+                    "Give data.val_size > 0, or set the callback's monitor to null (ModelCheckpoint then keeps the last epoch)."
+                )
 
     def _loader(self, split: str, shuffle: bool, batch_size: int) -> torch.utils.data.DataLoader:
         if split not in self.splits:
@@ -164,6 +180,10 @@ class SeqDataModule(L.LightningDataModule):
         return self._loader("train", True, self.batch_size)
 
     def val_dataloader(self):
+        if "val" not in self.splits:
+            self.setup("fit")
+        if not len(self.splits["val"]):
+            return []  # data.val_size: 0, no validation split: Lightning skips validation
         return self._loader("val", False, self.eval_batch_size)
 
     def test_dataloader(self):

@@ -251,8 +251,12 @@ class TextDataModule(SeqDataModule):
         import datasets
 
         cached = self._cache_dir()
-        if (cached / "meta.json").exists() and json.loads((cached / "meta.json").read_text())["preprocessing"] == self.preprocessing:
+        meta = json.loads((cached / "meta.json").read_text()) if (cached / "meta.json").exists() else {}
+        if meta.get("preprocessing") == self.preprocessing:
             for name in ("train", "val", "test"):
+                if meta["counts"].get(name) == 0:  # the val split with data.val_size 0
+                    self.splits[name] = SequenceDataset([], [])
+                    continue
                 table = datasets.load_from_disk(str(cached / name)).with_format("numpy")
                 items = [torch.from_numpy(a.astype(np.int64)) for a in table["input_ids"]]
                 self.splits[name] = SequenceDataset(items, table["label"])

@@ -80,8 +80,12 @@ class LSTMEncoder(nn.Module):
         chunk_size: int | None = None,
         chunk_batch: int = 32,
         float32_lstm: bool = False,
+        conv_kernel: int = 0,
+        conv_layers: int = 1,
     ) -> None:
         super().__init__()
+        if conv_kernel and (conv_kernel < 0 or conv_kernel % 2 == 0):
+            raise ValueError(f"conv_kernel must be an odd number of steps (3, 5, 7, ...) or 0 for none, not {conv_kernel}.")
         if pooling not in POOLINGS:
             raise ValueError(f"Unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}.")
         if chunk_size is not None and pooling not in ("max", "mean"):
@@ -98,6 +102,10 @@ class LSTMEncoder(nn.Module):
         self.float32_lstm = float32_lstm
         self.output_size = hidden_size * (2 if bidirectional else 1)
         self.input = make_input_layer(input_size, vocab_size, feature_dim, padding_idx)
+        # Optional local front end: residual 1-D convolutions over time before the recurrence.
+        self.convs = nn.ModuleList(
+            nn.Conv1d(input_size, input_size, conv_kernel, padding=conv_kernel // 2) for _ in range(conv_layers if conv_kernel else 0)
+        )
         self.input_dropout = nn.Dropout(input_dropout)
         self.dropout = nn.Dropout(dropout)
         sizes = [input_size] + [self.output_size] * (num_layers - 1)
@@ -118,15 +126,28 @@ class LSTMEncoder(nn.Module):
             x = x.to(torch.get_autocast_dtype(device))
         return lstm(x)[0]
 
+    def front(self, h: Tensor, lengths: Tensor) -> Tensor:
+        """The convolutional front end on (B, T, I) inputs: ``h + gelu(conv(h))`` per layer. Padded
+        steps are zeroed before every convolution, so each sequence sees zeros past its end
+        whatever the batch's padding ("same" padding on the sequence alone)."""
+        if not len(self.convs):
+            return h
+        mask = lengths_mask(lengths.to(h.device), h.size(1)).unsqueeze(2).to(h.dtype)  # (B, T, 1)
+        for conv in self.convs:
+            h = h * mask
+            h = h + nn.functional.gelu(conv(h.transpose(1, 2)).transpose(1, 2))
+        return h * mask
+
     def encode(self, x: Tensor, lengths: Tensor | None = None, input_layer: nn.Module | None = None) -> Tensor:
         """x: (B, T) token ids or (B, T, F) features -> (B, T, output_size) per-step outputs.
 
         Outputs at padded steps are not meaningful; pool with ``lengths``. ``input_layer``
         replaces the encoder's own input layer (a multi-task model keeps one per task).
         """
-        h = self.input_dropout((self.input if input_layer is None else input_layer)(x))  # (B, T, I)
+        h = (self.input if input_layer is None else input_layer)(x)  # (B, T, I)
         if lengths is None:
             lengths = torch.full((h.size(0),), h.size(1), dtype=torch.long, device=h.device)
+        h = self.input_dropout(self.front(h, lengths))
         for layer in range(self.num_layers):
             if layer > 0:
                 h = self.dropout(h)

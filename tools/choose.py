@@ -1,0 +1,164 @@
+"""Compare model variants on repeated validation splits, never on the test set.
+
+    python tools/choose.py configs/japanese_vowels.yaml --splits 5 --jobs 2 \\
+        --variant base= --variant "conv3=--model.conv_kernel=3" [-- common overrides...]
+
+Every variant is fitted once per split: split k sets ``data.seed=k`` (a different validation
+share of the training data; for subject splits pass ``--data.init_args.val_subjects=null`` as a
+common override so the validation subjects change too) and ``seed_everything=k``. Each fit runs
+from a copy of the config without checkpoints, plots or W&B, logging to CSV in a temporary
+folder. For each variant the script reports, averaged over splits, the best value of the
+config's checkpoint metric (its ModelCheckpoint ``monitor``) and the validation accuracy at that
+epoch. Prints a table and writes tools/results/choose_<config>.json. The test split is never
+evaluated: choose with this, then run tools/bench_fit.py on the chosen config once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import yaml
+
+
+def selection_config(config: dict, log_dir: Path) -> tuple[dict, str, str]:
+    """The config without callbacks or W&B, logging to CSV under ``log_dir``; and the monitor and
+    mode of its ModelCheckpoint (default val/acc_macro, max)."""
+    trainer = config.setdefault("trainer", {})
+    monitor, mode = "val/acc_macro", "max"
+    for cb in trainer.get("callbacks") or []:
+        if isinstance(cb, dict) and cb.get("class_path", "").endswith("ModelCheckpoint"):
+            args = cb.get("init_args", {})
+            monitor, mode = args.get("monitor", monitor), args.get("mode", mode)
+    trainer.update(
+        callbacks=[],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(log_dir),
+        logger={"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(log_dir), "name": "", "version": ""}},
+    )
+    return config, monitor, mode
+
+
+def read_history(log_dir: Path) -> list[dict[str, float]]:
+    """Per-epoch validation metrics from the CSVLogger's metrics.csv."""
+    by_epoch: dict[int, dict[str, float]] = {}
+    with open(next(log_dir.rglob("metrics.csv"))) as f:
+        for row in csv.DictReader(f):
+            values = {k: float(v) for k, v in row.items() if k.startswith("val/") and v not in ("", None)}
+            if values:
+                by_epoch.setdefault(int(row["epoch"]), {}).update(values)
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def fit_once(config: Path, variant: list[str], common: list[str], split: int, threads: int, monitor: str, mode: str, log_dir: Path) -> dict:
+    cmd = [
+        sys.executable,
+        "-m",
+        "seqlab",
+        "fit",
+        "--config",
+        str(config),
+        *common,
+        *variant,
+        f"--data.init_args.seed={split}",
+        f"--seed_everything={split}",
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), WANDB_MODE="disabled", PYTHONWARNINGS="ignore")
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"fit failed ({shlex.join(cmd)}):\n{done.stderr[-3000:]}")
+    history = read_history(log_dir)
+    scores = [epoch[monitor] for epoch in history]
+    best = (min if mode == "min" else max)(range(len(scores)), key=scores.__getitem__)
+    acc_key = monitor.rsplit("/", 1)[0] + "/acc" if monitor.endswith("/loss") else monitor
+    return {
+        "split": split,
+        "best_epoch": best,
+        "best_monitor": scores[best],
+        "val_acc_at_best": history[best].get(acc_key),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    m = sum(values) / len(values)
+    return m, math.sqrt(sum((v - m) ** 2 for v in values) / max(1, len(values) - 1))
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    common = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config")
+    parser.add_argument("--splits", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=1, help="fits run side by side")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per fit (default: cores / jobs)")
+    parser.add_argument(
+        "--variant", action="append", required=True, metavar="NAME=OVERRIDES", type=lambda v: tuple(v.split("=", 1)) if "=" in v else (v, "")
+    )
+    parser.add_argument("--name", help="results file name (default choose_<config>)")
+    args = parser.parse_args(argv)
+    threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.threads is None else args.threads
+    base = yaml.safe_load(Path(args.config).read_text())
+    work = Path(tempfile.mkdtemp(prefix="seqlab-select-"))
+    jobs = []
+    for name, overrides in args.variant:
+        for split in range(args.splits):
+            log_dir = work / f"{name}-{split}"
+            config, monitor, mode = selection_config(json.loads(json.dumps(base)), log_dir)
+            path = work / f"{name}-{split}.yaml"
+            path.write_text(yaml.safe_dump(config))
+            jobs.append((name, (path, shlex.split(overrides), common, split, threads, monitor, mode, log_dir)))
+    out = Path(__file__).parent / "results" / f"{args.name or 'choose_' + Path(args.config).stem}.json"
+    out.parent.mkdir(exist_ok=True)
+    runs: dict[str, list[dict]] = {}
+
+    def write() -> dict:  # after every fit, so an interrupted comparison keeps what it has
+        summary = {"config": args.config, "common": common, "monitor": monitor, "mode": mode, "splits": args.splits, "variants": {}}
+        for name, overrides in args.variant:
+            done = runs.get(name, [])
+            if not done:
+                continue
+            m, s = mean_std([r["best_monitor"] for r in done])
+            accs = [r["val_acc_at_best"] for r in done if r["val_acc_at_best"] is not None]
+            am, as_ = mean_std(accs) if accs else (float("nan"), float("nan"))
+            summary["variants"][name] = {
+                "overrides": overrides,
+                "monitor_mean": m,
+                "monitor_std": s,
+                "val_acc_mean": am,
+                "val_acc_std": as_,
+                "runs": done,
+            }
+        out.write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = {pool.submit(fit_once, *job): name for name, job in jobs}
+        for future in as_completed(futures):
+            name = futures[future]
+            runs.setdefault(name, []).append(future.result())
+            print(f"{name} split {runs[name][-1]['split']}: {runs[name][-1]}", flush=True)
+            summary = write()
+    print(f"\n{'variant':<16} {monitor + ' (best)':>32} {'val acc at best':>18}")
+    for name, v in summary["variants"].items():
+        print(f"{name:<16} {v['monitor_mean']:>23.4f} ± {v['monitor_std']:.4f} {v['val_acc_mean']:>9.4f} ± {v['val_acc_std']:.4f}")
+    print(f"\nwritten to {out}")
+
+
+if __name__ == "__main__":
+    main()
