@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from seqlab.data.base import PinnedArchive, SequenceDataset, cache_root, fetch_member, read_table, save_atomically, stratified_split
+from seqlab.data.base import PinnedArchive, SequenceDataset, cache_root, check_source, fetch_member, read_table, save_atomically, stratified_split
 from seqlab.data.module import SeqDataModule
 from seqlab.data.ts import channel_stats, load_ts_dataset, standardize
 from seqlab.errors import SeqlabError
@@ -463,8 +463,7 @@ class ActivityDataModule(SeqDataModule):
         preprocessing_from: str | None = None,
     ) -> None:
         super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from)
-        if source not in SOURCES:
-            raise SeqlabError(f"Unknown activity source {source!r}; choose one of {', '.join(SOURCES)}.")
+        check_source(source, SOURCES, "activity")
         if source == "file" and not path:
             raise SeqlabError("data.source=file needs data.path: a .csv/.tsv/.parquet table or an .npz of signals (layout in the README).")
         if mixed not in ("drop", "majority"):

@@ -135,6 +135,12 @@ def save_atomically(write, target: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def check_source(source: str, sources: Sequence[str], family: str) -> None:
+    """A data.source must be one the family knows; the error lists them."""
+    if source not in sources:
+        raise SeqlabError(f"Unknown {family} source {source!r}; choose one of {', '.join(sources)}.")
+
+
 def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic split of indices into (rest, held_out), ``fraction`` of each class held out
     (none for 0)."""

@@ -26,6 +26,7 @@ from seqlab.data.base import (
     Collate,
     PinnedArchive,
     SequenceDataset,
+    check_source,
     encode_labels,
     fetch_member,
     load_hub_table,
@@ -189,8 +190,7 @@ class DnaDataModule(SeqDataModule):
         preprocessing_from: str | None = None,
     ) -> None:
         super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from)
-        if source not in SOURCES:
-            raise SeqlabError(f"Unknown DNA source {source!r}; choose one of {', '.join(SOURCES)}.")
+        check_source(source, SOURCES, "DNA")
         if encoding not in ENCODINGS:
             raise SeqlabError(f"Unknown DNA encoding {encoding!r}; choose one of {', '.join(ENCODINGS)}.")
         if source == "fasta" and not (path or class_files):

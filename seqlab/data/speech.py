@@ -32,6 +32,7 @@ from seqlab.data.base import (
     PinnedArchive,
     SequenceDataset,
     cache_root,
+    check_source,
     encode_labels,
     fetch_member,
     fingerprint,
@@ -258,8 +259,7 @@ class SpeechDataModule(SeqDataModule):
         preprocessing_from: str | None = None,
     ) -> None:
         super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from)
-        if source not in SOURCES:
-            raise SeqlabError(f"Unknown speech source {source!r}; choose one of {', '.join(SOURCES)}.")
+        check_source(source, SOURCES, "speech")
         if source in ("file", "wav_folder") and not path:
             raise SeqlabError(f"data.source={source} needs data.path: " + ("a .npz of frames." if source == "file" else "a folder of <label>/*.wav."))
         if min(time_masks, time_mask_width, freq_masks, freq_mask_width) < 0 or not 0 <= time_mask_fraction <= 1:

@@ -18,6 +18,7 @@ from seqlab.data.base import (
     PinnedArchive,
     SequenceDataset,
     cache_root,
+    check_source,
     encode_labels,
     fetch_member,
     fingerprint,
@@ -125,8 +126,7 @@ class TextDataModule(SeqDataModule):
         preprocessing_from: str | None = None,
     ) -> None:
         super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from)
-        if source not in SOURCES:
-            raise SeqlabError(f"Unknown text source {source!r}; choose one of {', '.join(SOURCES)}.")
+        check_source(source, SOURCES, "text")
         if source == "file" and not path:
             raise SeqlabError("data.source=file needs data.path: a .csv, .tsv, .jsonl or .parquet file.")
         if truncation not in ("head", "tail"):
