@@ -60,6 +60,8 @@ def test_conv_front_end_sees_zeros_past_each_sequence_whatever_the_padding(conv_
 def test_conv_kernel_must_be_odd():
     with pytest.raises(ValueError, match="odd"):
         LSTMEncoder(4, 4, conv_kernel=4)
+    with pytest.raises(ValueError, match="conv_layers must be at least 1"):
+        LSTMEncoder(4, 4, conv_kernel=3, conv_layers=0)
 
 
 def test_last_pooling_equals_packed_final_states():

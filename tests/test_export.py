@@ -42,8 +42,9 @@ def padded(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         (TOKENS, {"pooling": "last", "impl": "reference"}),
         (FEATURES, {"pooling": "attention", "position_embedding": 40}),
         (FEATURES, {"pooling": "mean", "bidirectional": False}),
+        (FEATURES, {"pooling": "mean", "conv_kernel": 5, "conv_layers": 2}),
     ],
-    ids=["tokens-2layer-max", "tokens-last-reference", "features-attention-positions", "features-mean-unidirectional"],
+    ids=["tokens-2layer-max", "tokens-last-reference", "features-attention-positions", "features-mean-unidirectional", "features-conv"],
 )
 def test_export_matches_pytorch_for_other_batch_sizes_and_lengths(tmp_path, fmt, specs, kwargs):
     """Traced with a batch of 2 of length 8; run on batches of 5 and 1 of other lengths, the padding

@@ -86,6 +86,8 @@ class LSTMEncoder(nn.Module):
         super().__init__()
         if conv_kernel and (conv_kernel < 0 or conv_kernel % 2 == 0):
             raise ValueError(f"conv_kernel must be an odd number of steps (3, 5, 7, ...) or 0 for none, not {conv_kernel}.")
+        if conv_kernel and conv_layers < 1:
+            raise ValueError(f"conv_layers must be at least 1 with a conv_kernel, not {conv_layers}.")
         if pooling not in POOLINGS:
             raise ValueError(f"Unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}.")
         if chunk_size is not None and pooling not in ("max", "mean"):
@@ -186,7 +188,7 @@ class LSTMEncoder(nn.Module):
 
     def _chunked(self, x: Tensor, lengths: Tensor | None, input_layer: nn.Module | None) -> Tensor:
         """Long sequences in bounded memory. Every sequence is cut into chunks of ``chunk_size``
-        steps; chunks are encoded and pooled on their own, ``chunk_batch`` chunks at a time (under
+        steps; chunks are encoded (a convolutional front end too) and pooled on their own, ``chunk_batch`` chunks at a time (under
         activation checkpointing when training), and each sequence's chunk summaries are combined
         (max, or length-weighted mean). Peak memory depends on chunk_size * chunk_batch, not on
         the sequence length.
