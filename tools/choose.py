@@ -1,15 +1,16 @@
 """Compare model variants on repeated validation splits, never on the test set.
 
-    python tools/choose.py configs/japanese_vowels.yaml --splits 5 --jobs 2 \\
-        --variant base= --variant "conv3=--model.conv_kernel=3" [-- common overrides...]
+    python tools/choose.py configs/japanese_vowels.yaml --val_size 0.1 --monitor val/japanese_vowels/loss \\
+        --splits 5 --jobs 2 --variant base= --variant "conv3=--model.conv_kernel=3" [-- common overrides...]
 
 Every variant is fitted once per split: split k sets ``data.seed=k`` (a different validation
 share of the training data; for subject splits pass ``--data.init_args.val_subjects=null`` as a
 common override so the validation subjects change too) and ``seed_everything=k``. Each fit runs
 from a copy of the config without checkpoints, plots or W&B, logging to CSV in a temporary
 folder. For each variant the script reports, averaged over splits, the best value of the
-config's checkpoint metric (its ModelCheckpoint ``monitor``) and the validation accuracy at that
-epoch. Prints a table and writes tools/results/choose_<config>.json. The test split is never
+config's checkpoint metric (its ModelCheckpoint ``monitor``, or ``--monitor``) and the
+validation accuracy at that epoch. A config that trains without validation (``data.val_size:
+0``) needs ``--val_size``. Prints a table and writes tools/results/choose_<config>.json. The test split is never
 evaluated: choose with this, then run tools/bench_fit.py on the chosen config once.
 """
 
@@ -37,9 +38,9 @@ def selection_config(config: dict, log_dir: Path) -> tuple[dict, str, str]:
     trainer = config.setdefault("trainer", {})
     monitor, mode = "val/acc_macro", "max"
     for cb in trainer.get("callbacks") or []:
-        if isinstance(cb, dict) and cb.get("class_path", "").endswith("ModelCheckpoint"):
-            args = cb.get("init_args", {})
-            monitor, mode = args.get("monitor", monitor), args.get("mode", mode)
+        if isinstance(cb, dict) and cb.get("class_path", "").endswith("ModelCheckpoint") and (cb.get("init_args") or {}).get("monitor"):
+            args = cb["init_args"]
+            monitor, mode = args["monitor"], args.get("mode", "min")
     trainer.update(
         callbacks=[],
         enable_checkpointing=False,
@@ -111,15 +112,24 @@ def main() -> None:
         "--variant", action="append", required=True, metavar="NAME=OVERRIDES", type=lambda v: tuple(v.split("=", 1)) if "=" in v else (v, "")
     )
     parser.add_argument("--name", help="results file name (default choose_<config>)")
+    parser.add_argument("--val_size", type=float, help="validation share of every split (needed when the config trains with data.val_size 0)")
+    parser.add_argument("--monitor", help="metric to compare (default: the config's checkpoint monitor, else val/acc_macro)")
+    parser.add_argument("--mode", choices=("min", "max"), help="min or max for --monitor (default: the config's, else max)")
     args = parser.parse_args(argv)
     threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.threads is None else args.threads
     base = yaml.safe_load(Path(args.config).read_text())
+    if args.val_size is not None:
+        common = [f"--data.init_args.val_size={args.val_size}", *common]
+    elif ((base.get("data") or {}).get("init_args") or {}).get("val_size") == 0:
+        raise SystemExit(f"{args.config} trains without a validation split (data.val_size: 0): give the share to validate on, e.g. --val_size 0.1.")
     work = Path(tempfile.mkdtemp(prefix="seqlab-select-"))
     jobs = []
     for name, overrides in args.variant:
         for split in range(args.splits):
             log_dir = work / f"{name}-{split}"
             config, monitor, mode = selection_config(json.loads(json.dumps(base)), log_dir)
+            if args.monitor:
+                monitor, mode = args.monitor, args.mode or ("min" if args.monitor.endswith("loss") else "max")
             path = work / f"{name}-{split}.yaml"
             path.write_text(yaml.safe_dump(config))
             jobs.append((name, (path, shlex.split(overrides), common, split, threads, monitor, mode, log_dir)))
