@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from report import RESULTS, write_result
 
 TOOLS = Path(__file__).parent
 
@@ -34,7 +35,7 @@ def main(argv: list[str]) -> dict:
         cmd = [sys.executable, str(TOOLS / "bench_fit.py"), "--name", name, config, *common, *args]
         print("+", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True, env={**os.environ, **env})
-    one, two = (json.loads((TOOLS / "results" / f"{n}.json").read_text()) for n in runs)
+    one, two = (json.loads((RESULTS / f"{n}.json").read_text()) for n in runs)
     summary = {
         "config": config,
         "overrides": extra,
@@ -48,8 +49,7 @@ def main(argv: list[str]) -> dict:
     }
     rates = summary["train_samples_per_second_median"]
     summary["throughput_ratio"] = round(rates["2 processes"] / rates["1 process"], 2)
-    (TOOLS / "results" / "ddp.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    write_result("ddp", summary)
     return summary
 
 

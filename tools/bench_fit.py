@@ -9,7 +9,6 @@ download and cache build, so time a second run.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import resource
@@ -18,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+from report import write_result
 
 from seqlab.callbacks import EpochTimer
 from seqlab.cli import main
@@ -61,10 +61,7 @@ def run(config: str, name: str, overrides: list[str]) -> dict:
     }
     if not trainer.is_global_zero:
         return summary
-    out = Path(__file__).parent / "results" / f"{name}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    write_result(name, summary)
     return summary
 
 

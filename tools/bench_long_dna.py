@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from report import RESULTS, write_result
 
-RESULTS = Path(__file__).parent / "results"
 MOTIF = "A" * 24  # a poly-A tract; random 20k-base records hold runs of at most ~10
 
 
@@ -136,6 +136,4 @@ if __name__ == "__main__":
     if "--memory" not in sys.argv:
         with tempfile.TemporaryDirectory() as tmp:
             summary["motif_at_start"] = motif_part(Path(tmp))
-    RESULTS.mkdir(exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    write_result("long_dna", summary)

@@ -11,11 +11,10 @@ Results go to tools/results/lstm_speed.json.
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import torch
+from report import write_result
 
 from seqlab.nn import LSTMEncoder
 
@@ -87,10 +86,7 @@ def main() -> dict:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
-    out = Path(__file__).parent / "results" / "lstm_speed.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result("lstm_speed", result)
     return result
 
 

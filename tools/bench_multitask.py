@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 import lightning as L
+from report import RESULTS, write_result
 
 from seqlab.cli import SeqlabCLI
 from seqlab.model import SeqModel
 
-RESULTS = Path(__file__).parent / "results"
 CONFIGS = Path(__file__).parents[1] / "configs"
 
 
@@ -58,8 +58,7 @@ def compare() -> dict:
         "fit_seconds_multitask": multi["fit_seconds"],
         "machine": multi["machine"],
     }
-    (RESULTS / "multitask_table.json").write_text(json.dumps(table, indent=2) + "\n")
-    print(json.dumps(table, indent=2))
+    write_result("multitask_table", table)
     return table
 
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import torch
+from report import write_result
 
 from seqlab.cli import main as cli_main
 from seqlab.model import SeqModel
@@ -77,9 +78,7 @@ def main() -> dict:
         "ensemble_test_acc": round(float((ensemble.argmax(1) == labels).float().mean()), 4),
         "ensemble_errors": int((ensemble.argmax(1) != labels).sum()),
     }
-    out = Path(__file__).parent / "results" / f"{args.name or 'seeds_' + Path(args.config).stem}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
+    write_result(args.name or "seeds_" + Path(args.config).stem, summary, echo=False)
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=2))
     return summary
 

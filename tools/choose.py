@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import yaml
+from report import RESULTS, write_result
 
 
 def selection_config(config: dict, log_dir: Path) -> tuple[dict, str, str]:
@@ -133,8 +134,7 @@ def main() -> None:
             path = work / f"{name}-{split}.yaml"
             path.write_text(yaml.safe_dump(config))
             jobs.append((name, (path, shlex.split(overrides), common, split, threads, monitor, mode, log_dir)))
-    out = Path(__file__).parent / "results" / f"{args.name or 'choose_' + Path(args.config).stem}.json"
-    out.parent.mkdir(exist_ok=True)
+    result_name = args.name or "choose_" + Path(args.config).stem
     runs: dict[str, list[dict]] = {}
 
     def write() -> dict:  # after every fit, so an interrupted comparison keeps what it has
@@ -154,7 +154,7 @@ def main() -> None:
                 "val_acc_std": as_,
                 "runs": done,
             }
-        out.write_text(json.dumps(summary, indent=2) + "\n")
+        write_result(result_name, summary, echo=False)
         return summary
 
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -167,7 +167,7 @@ def main() -> None:
     print(f"\n{'variant':<16} {monitor + ' (best)':>32} {'val acc at best':>18}")
     for name, v in summary["variants"].items():
         print(f"{name:<16} {v['monitor_mean']:>23.4f} ± {v['monitor_std']:.4f} {v['val_acc_mean']:>9.4f} ± {v['val_acc_std']:.4f}")
-    print(f"\nwritten to {out}")
+    print(f"\nwritten to {RESULTS / (result_name + '.json')}")
 
 
 if __name__ == "__main__":

@@ -17,11 +17,10 @@ with ``--trainer.accelerator=gpu --trainer.precision=16-mixed`` and so on.
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import torch
+from report import write_result
 
 from seqlab.nn import LSTMEncoder
 
@@ -142,10 +141,7 @@ def main() -> dict:
             summary[name] = check()
         except Exception as e:  # report every check, even after one fails
             summary[name] = {"error": f"{type(e).__name__}: {e}"}
-    out = Path(__file__).parent / "results" / "gpu_check.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    write_result("gpu_check", summary)
     return summary
 
 
