@@ -13,7 +13,16 @@ import pandas as pd
 import pytest
 import torch
 
-from seqlab.data.activity import HAPT_ARCHIVE, ActivityDataModule, RestrictedUnpickler, load_hapt, read_hapt_pickle, window_labels
+from seqlab.data.activity import (
+    HAPT_ARCHIVE,
+    ActivityDataModule,
+    RestrictedUnpickler,
+    augment_windows,
+    load_hapt,
+    random_rotations,
+    read_hapt_pickle,
+    window_labels,
+)
 from seqlab.data.base import fetch_member
 from seqlab.data.ts import channel_stats
 from seqlab.errors import SeqlabError
@@ -299,3 +308,73 @@ def test_val_size_zero_keeps_every_non_test_subject_for_training(signals_csv):
     recordings = ActivityDataModule(source="basic_motions", window=None, val_size=0)
     recordings.setup("fit")
     assert len(recordings.splits["train"]) == 40 and len(recordings.splits["val"]) == 0
+
+
+def test_random_rotations_are_rotations_within_the_angle():
+    torch.manual_seed(0)
+    r = random_rotations(500, 20.0)
+    torch.testing.assert_close(r @ r.transpose(1, 2), torch.eye(3).expand(500, 3, 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.linalg.det(r), torch.ones(500), atol=1e-5, rtol=0)
+    angle = torch.rad2deg(torch.arccos(((r.diagonal(dim1=1, dim2=2).sum(1) - 1) / 2).clamp(-1, 1)))  # trace = 1 + 2 cos
+    assert float(angle.max()) <= 20.0 + 1e-3 and float(angle.max()) > 15.0
+
+
+def test_augmentation_turns_each_sensor_triple_in_raw_units_and_only_in_training(tmp_path):
+    rng = np.random.default_rng(0)
+    length = 400
+    frames = pd.DataFrame(
+        {name: rng.normal(1.0 if name == "az" else 0.0, 0.3, length * 4) for name in ["ax", "ay", "az", "gx", "gy", "gz"]}
+        | {"label": np.repeat(["sit", "walk"] * 4, 200), "subject": np.repeat(["p0", "p1", "p2", "p3"], length)}
+    )
+    frames.to_csv(tmp_path / "imu.csv", index=False)
+    dm = ActivityDataModule(source="file", path=str(tmp_path / "imu.csv"), window=40, stack=4, test_subjects=["p0"], val_subjects=["p1"],
+                            augment_rotate=30.0, augment_scale=0.0)  # fmt: skip
+    dm.setup("fit")
+    samples = [dm.splits["train"][i] for i in range(6)]
+    plain = dm.collate("val")(samples)["x"]  # (6, 10, 24): 4 samples x 6 channels per step
+    torch.manual_seed(1)
+    turned = dm.collate("train")(samples)["x"]
+    assert turned.shape == plain.shape and not torch.allclose(turned, plain)
+    stats = dm.preprocessing["stats"]
+    mean, std = torch.tensor(stats["mean"]), torch.tensor(stats["std"])
+
+    def raw(x):
+        return (x.reshape(6, 40, 6) * std + mean).reshape(6, 40, 2, 3)  # (window, sample, sensor, xyz)
+
+    torch.testing.assert_close(raw(turned).norm(dim=3), raw(plain).norm(dim=3), atol=1e-4, rtol=1e-4)  # lengths kept
+    # one rotation per window, shared by the two sensors and every sample: solve it from the accelerometer, apply it to the gyroscope
+    a, b = raw(plain), raw(turned)
+    for w in range(6):
+        rot = torch.linalg.lstsq(a[w, :, 0], b[w, :, 0]).solution  # rows: b = a @ rot
+        torch.testing.assert_close(a[w, :, 1] @ rot, b[w, :, 1], atol=1e-3, rtol=1e-3)
+    mixed = ActivityDataModule(source="file", path=str(tmp_path / "imu.csv"), window=40, test_subjects=["p0"], val_subjects=["p1"], augment_scale=0.2)
+    mixed.setup("fit")
+    batch = [mixed.splits["train"][i] for i in range(4)]
+    torch.manual_seed(2)
+    st = mixed.preprocessing["stats"]
+    mean, std = torch.tensor(st["mean"]), torch.tensor(st["std"])
+    after = mixed.collate("train")(batch)["x"] * std + mean  # (4, 40, 6) in raw units
+    before = mixed.collate("val")(batch)["x"] * std + mean
+    factor = (after * before).sum((1, 2)) / (before * before).sum((1, 2))  # least squares, one per window
+    torch.testing.assert_close(after, factor[:, None, None] * before, atol=1e-4, rtol=1e-4)
+    assert float((factor - 1).abs().min()) > 1e-3  # every window scaled, each by its own factor
+    assert len(set(factor.tolist())) == 4
+
+
+def test_augmentation_keeps_padding_at_zero_and_rotation_needs_channel_triples(signals_csv):
+    stats = {"mean": [0.5] * 6, "std": [2.0] * 6}
+    x = torch.randn(2, 5, 6)
+    x[0, 3:] = 0
+    torch.manual_seed(0)
+    out = augment_windows(x, torch.tensor([3, 5]), stats, rotate=45.0, scale=0.1)
+    assert torch.all(out[0, 3:] == 0) and not torch.allclose(out[1], x[1])
+    dm = file_dm(signals_csv, augment_rotate=10.0)  # 3 channels a, b, rec: one triple, fine
+    dm.setup("fit")
+    dm.collate("train")
+    two = ActivityDataModule(source="file", path=str(signals_csv), channels=["a", "b"], window=50, test_subjects=["p0"], augment_rotate=10.0)
+    two.setup("fit")
+    with pytest.raises(SeqlabError, match=r"augment_rotate turns \(x, y, z\) channel triples, but this data has 2 channels"):
+        two.collate("train")
+    assert two.collate("val").augment is None
+    with pytest.raises(SeqlabError, match="must be >= 0"):
+        file_dm(signals_csv, augment_scale=-0.1)

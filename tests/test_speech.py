@@ -311,6 +311,30 @@ def test_statistics_come_from_train_only_and_apply_to_every_split(tmp_path):
     assert off.preprocessing["stats"] is None and float(torch.cat(off.splits["train"].items).mean()) > 3
 
 
+def test_deltas_of_precomputed_frames_are_appended_before_standardising_and_at_predict_time(tmp_path):
+    arrays, y = ragged(60)
+    np.savez(tmp_path / "d.npz", X=np.concatenate(arrays), lengths=[len(a) for a in arrays], y=y)
+    dm = SpeechDataModule(source="file", path=str(tmp_path / "d.npz"), deltas=2, test_size=0.25)
+    dm.setup("fit")
+    assert dm.spec.feature_dim == 9 and dm.preprocessing["frame_deltas"] == 2
+    parts = train_val_test(encode_labels(y, None, "y")[0], None, 0.25, 0.1, 0)
+    with_deltas = [add_deltas(torch.from_numpy(a), 2).numpy() for a in arrays]  # the audio path's delta function
+    expected = channel_stats([with_deltas[i] for i in parts["train"]])
+    np.testing.assert_allclose(dm.preprocessing["stats"]["mean"], expected["mean"], rtol=1e-5, atol=1e-7)
+    i = parts["test"][0]
+    want = (with_deltas[i] - np.array(expected["mean"])) / np.array(expected["std"])
+    np.testing.assert_allclose(dm.splits["test"].items[0].numpy(), want, atol=1e-5)
+    np.save(tmp_path / "one.npy", arrays[i])  # predict input: raw frames, deltas added as in training
+    dm.predict_input = str(tmp_path / "one.npy")
+    np.testing.assert_allclose(dm.predict_dataset().items[0].numpy(), want, atol=1e-5)
+    np.save(tmp_path / "wide.npy", with_deltas[i])  # frames that already carry deltas are refused
+    dm.predict_input = str(tmp_path / "wide.npy")
+    with pytest.raises(SeqlabError, match=r"frames of shape \(\d+, 9\), but the model reads \(time, 3\)"):
+        dm.predict_dataset()
+    plain = SpeechDataModule(source="file", path=str(tmp_path / "d.npz"), test_size=0.25)
+    assert "frame_deltas" not in plain.ensure_preprocessing() and plain.spec.feature_dim == 3
+
+
 # -- SpecAugment -----------------------------------------------------------------------------------
 def test_spec_augment_masks_only_inside_each_sequence():
     torch.manual_seed(0)

@@ -21,7 +21,17 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from seqlab.data.base import PinnedArchive, SequenceDataset, cache_root, check_source, fetch_member, read_table, save_atomically, stratified_split
+from seqlab.data.base import (
+    Collate,
+    PinnedArchive,
+    SequenceDataset,
+    cache_root,
+    check_source,
+    fetch_member,
+    read_table,
+    save_atomically,
+    stratified_split,
+)
 from seqlab.data.module import SeqDataModule
 from seqlab.data.ts import channel_stats, load_ts_dataset, standardize
 from seqlab.errors import SeqlabError
@@ -427,6 +437,54 @@ def _row_number(i: Any, row_word: str) -> Any:
 
 
 # -- the DataModule ------------------------------------------------------------------------------
+# -- augmentation ----------------------------------------------------------------------------------
+def random_rotations(n: int, max_degrees: float) -> torch.Tensor:
+    """(n, 3, 3) rotation matrices about uniformly random axes by angles uniform in
+    [-max_degrees, max_degrees] (Rodrigues' formula), drawn with torch's global generator."""
+    axis = torch.nn.functional.normalize(torch.randn(n, 3), dim=1)
+    angle = (torch.rand(n) * 2 - 1) * np.deg2rad(max_degrees)
+    k = torch.zeros(n, 3, 3)  # the cross-product matrix of each axis
+    k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+    k = k - k.transpose(1, 2)
+    s, c = angle.sin()[:, None, None], angle.cos()[:, None, None]
+    return torch.eye(3) + s * k + (1 - c) * (k @ k)
+
+
+def augment_windows(x: torch.Tensor, lengths: torch.Tensor, stats: dict[str, Any], rotate: float = 0.0, scale: float = 0.0) -> torch.Tensor:
+    """Training augmentation of standardised (B, T, C) windows, in the signals' own units: every
+    consecutive (x, y, z) channel triple of a window is turned by one random rotation of at most
+    ``rotate`` degrees (the same for every sensor of the window: the device sat at another angle),
+    then multiplied by a factor drawn from N(1, ``scale``) per window. Padded steps stay 0."""
+    B, T, C = x.shape
+    mean, std = torch.tensor(stats["mean"], dtype=x.dtype), torch.tensor(stats["std"], dtype=x.dtype)
+    raw = x * std + mean
+    if rotate:
+        r = random_rotations(B, rotate).to(x.dtype)  # (B, 3, 3)
+        raw = (raw.reshape(B, T, C // 3, 3) @ r.transpose(1, 2)[:, None]).reshape(B, T, C)
+    if scale:
+        raw = raw * (1 + scale * torch.randn(B, 1, 1, dtype=x.dtype))
+    real = (torch.arange(T)[None, :] < lengths[:, None])[:, :, None]  # (B, T, 1)
+    return ((raw - mean) / std) * real
+
+
+class ActivityCollate(Collate):
+    """Pads windows; in training applies ``augment_windows`` (``augment`` holds its settings) to
+    the (B, steps, stack * C) batch, unstacked to samples and back."""
+
+    def __init__(self, task: str, stats: dict[str, Any], stack: int, augment: dict[str, float] | None = None) -> None:
+        super().__init__(task)
+        self.stats, self.stack, self.augment = stats, stack, augment
+
+    def __call__(self, samples):
+        batch = super().__call__(samples)
+        if self.augment:
+            x = batch["x"]
+            B, S, F = x.shape
+            samples_x = x.reshape(B, S * self.stack, F // self.stack)
+            batch["x"] = augment_windows(samples_x, batch["lengths"] * self.stack, self.stats, **self.augment).reshape(B, S, F)
+        return batch
+
+
 class ActivityDataModule(SeqDataModule):
     """Activity recognition from windows of inertial signals: the pinned UCI HAPT recordings,
     BasicMotions (official split), or a CSV/NPZ of signals with label and subject columns."""
@@ -447,6 +505,8 @@ class ActivityDataModule(SeqDataModule):
         train_overlap: float | None = None,
         mixed: Literal["drop", "majority"] = "drop",
         stack: int = 1,
+        augment_rotate: float = 0.0,
+        augment_scale: float = 0.0,
         split_by: Literal["subject", "recording"] = "subject",
         test_subjects: list[int | str] | None = None,
         val_subjects: list[int | str] | None = None,
@@ -474,6 +534,9 @@ class ActivityDataModule(SeqDataModule):
             raise SeqlabError(f"data.stack must be a positive divisor of data.window (got stack={stack}, window={window}).")
         if window is not None and window < 1:
             raise SeqlabError(f"data.window must be a positive number of samples, or null for whole recordings (got {window}).")
+        if augment_rotate < 0 or augment_scale < 0:
+            raise SeqlabError(f"data.augment_rotate (degrees) and data.augment_scale must be >= 0, got {augment_rotate} and {augment_scale}.")
+        self.augment = {"rotate": float(augment_rotate), "scale": float(augment_scale)}
         self.stride = overlap_stride(window, overlap) if window else 1
         self.train_stride = overlap_stride(window, train_overlap) if (window and train_overlap is not None) else self.stride
         self.source, self.path, self.channels = source, path, channels
@@ -615,6 +678,16 @@ class ActivityDataModule(SeqDataModule):
             if not items and (recs or name != "val"):  # no validation recordings at all: data.val_size 0
                 raise SeqlabError(f"The {name} split has no labelled window. Check data.window, data.mixed and the labels of its subjects.")
             self.splits[name] = SequenceDataset(items, y)
+
+    def collate(self, split: str) -> ActivityCollate:
+        p = self.ensure_preprocessing()
+        on = split == "train" and any(self.augment.values())
+        if on and self.augment["rotate"] and len(p["channels"]) % 3:
+            raise SeqlabError(
+                f"data.augment_rotate turns (x, y, z) channel triples, but this data has {len(p['channels'])} channels "
+                f"{p['channels']}: not a multiple of 3. Set data.augment_rotate: 0, or give the channels of 3-axis sensors in x, y, z order."
+            )
+        return ActivityCollate(self.task_name, p["stats"], p["stack"], self.augment if on else None)
 
     def make_spec(self) -> TaskSpec:
         p = self.preprocessing

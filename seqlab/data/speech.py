@@ -11,6 +11,9 @@ Sources (``data.source``):
   once (``seqlab.data.audio``) and cached.
 - ``hub``: raw audio from the Hugging Face hub (default ``google/speech_commands``), same features.
 
+``data.deltas`` (1 or 2) appends regression deltas (and delta-deltas) to every source's frames:
+inside the feature extractor for audio, on loading for precomputed frames.
+
 Frames are standardised per coefficient with the mean and std of the training split; those
 statistics, the labels and the audio feature settings travel in the checkpoint, so predicting on
 new audio or arrays reads them exactly as in training.
@@ -26,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seqlab.data.audio import AudioFeatures, FeatureExtractor, read_wav
+from seqlab.data.audio import AudioFeatures, FeatureExtractor, add_deltas, read_wav
 from seqlab.data.base import (
     Collate,
     PinnedArchive,
@@ -272,7 +275,7 @@ class SpeechDataModule(SeqDataModule):
         )  # fmt: skip
         self.source, self.path = source, path
         self.hub_id, self.hub_config, self.audio_column, self.label_column = hub_id, hub_config, audio_column, label_column
-        self.labels, self.normalize = labels, normalize
+        self.labels, self.normalize, self.deltas = labels, normalize, deltas
         self.augment = {
             "time_masks": time_masks, "time_width": time_mask_width, "time_fraction": time_mask_fraction,
             "freq_masks": freq_masks, "freq_width": freq_mask_width,
@@ -350,22 +353,35 @@ class SpeechDataModule(SeqDataModule):
     # -- preprocessing, splits, batches ------------------------------------------------------------
     def build_preprocessing(self) -> None:
         self._table = self._split_table()
-        train = self._table["splits"]["train"][0]
-        self.preprocessing = {
-            "labels": self._table["labels"],
-            "feature_dim": int(train[0].shape[1]),
-            "stats": channel_stats(train) if self.normalize else None,
-            "audio": self.audio.to_dict() if self.source in ("wav_folder", "hub") else None,
-        }
+        audio = self.source in ("wav_folder", "hub")
+        # Audio gets its deltas in the feature extractor; precomputed frames get them here.
+        self.preprocessing = {"labels": self._table["labels"]}
+        if self.deltas and not audio:
+            self.preprocessing["frame_deltas"] = self.deltas
+        train = [self.with_deltas(a) for a in self._table["splits"]["train"][0]]
+        self.preprocessing.update(
+            feature_dim=int(train[0].shape[1]),
+            stats=channel_stats(train) if self.normalize else None,
+            audio=self.audio.to_dict() if audio else None,
+        )
+
+    def with_deltas(self, array: np.ndarray) -> np.ndarray:
+        """(T, F) precomputed frames -> (T, F * (1 + frame_deltas)) with their deltas appended (``data.deltas``)."""
+        order = self.preprocessing.get("frame_deltas", 0)
+        if not order or array.ndim != 2:
+            return array
+        return add_deltas(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)), order, self.audio.delta_width).numpy()
 
     def to_tensor(self, array: np.ndarray, where: str) -> Tensor:
         """(T, F) frames -> standardised float32 tensor, checking F against the trained width."""
         p = self.preprocessing
-        if array.ndim != 2 or array.shape[1] != p["feature_dim"]:
+        width = p["feature_dim"] // (1 + p.get("frame_deltas", 0))  # deltas are appended below
+        if array.ndim != 2 or array.shape[1] != width:
             raise SeqlabError(
-                f"{where}: frames of shape {tuple(array.shape)}, but the model reads (time, {p['feature_dim']}). "
+                f"{where}: frames of shape {tuple(array.shape)}, but the model reads (time, {width}). "
                 "Give features computed the way the training data was."
             )
+        array = self.with_deltas(array)
         return torch.from_numpy(standardize(array, p["stats"]) if p["stats"] else array.astype(np.float32))
 
     def build_splits(self) -> None:
