@@ -8,8 +8,9 @@ share of the training data; for subject splits pass ``--data.init_args.val_subje
 common override so the validation subjects change too) and ``seed_everything=k``. Each fit runs
 from a copy of the config without checkpoints, plots or W&B, logging to CSV in a temporary
 folder. For each variant the script reports, averaged over splits, the best value of the
-config's checkpoint metric (its ModelCheckpoint ``monitor``, or ``--monitor``) and the
-validation accuracy at that epoch. A config that trains without validation (``data.val_size:
+config's checkpoint metric (its ModelCheckpoint ``monitor``, or ``--monitor``), the
+validation accuracy at that epoch, and the metric at the last epoch (what training on the whole
+training split for the fixed number of epochs keeps). A config that trains without validation (``data.val_size:
 0``) needs ``--val_size``. Prints a table and writes tools/results/choose_<config>.json. The test split is never
 evaluated: choose with this, then run tools/bench_fit.py on the chosen config once.
 """
@@ -91,6 +92,7 @@ def fit_once(config: Path, variant: list[str], common: list[str], split: int, th
         "best_epoch": best,
         "best_monitor": scores[best],
         "val_acc_at_best": history[best].get(acc_key),
+        "last_monitor": scores[-1],  # what a fit that keeps its last epoch (data.val_size: 0, monitor: null) would have
         "seconds": round(time.perf_counter() - start, 1),
     }
 
@@ -146,12 +148,15 @@ def main() -> None:
             m, s = mean_std([r["best_monitor"] for r in done])
             accs = [r["val_acc_at_best"] for r in done if r["val_acc_at_best"] is not None]
             am, as_ = mean_std(accs) if accs else (float("nan"), float("nan"))
+            lm, ls = mean_std([r["last_monitor"] for r in done])
             summary["variants"][name] = {
                 "overrides": overrides,
                 "monitor_mean": m,
                 "monitor_std": s,
                 "val_acc_mean": am,
                 "val_acc_std": as_,
+                "last_monitor_mean": lm,
+                "last_monitor_std": ls,
                 "runs": done,
             }
         write_result(result_name, summary, echo=False)
@@ -164,9 +169,12 @@ def main() -> None:
             runs.setdefault(name, []).append(future.result())
             print(f"{name} split {runs[name][-1]['split']}: {runs[name][-1]}", flush=True)
             summary = write()
-    print(f"\n{'variant':<16} {monitor + ' (best)':>32} {'val acc at best':>18}")
+    print(f"\n{'variant':<16} {monitor + ' (best)':>32} {'val acc at best':>18} {'last epoch':>18}")
     for name, v in summary["variants"].items():
-        print(f"{name:<16} {v['monitor_mean']:>23.4f} ± {v['monitor_std']:.4f} {v['val_acc_mean']:>9.4f} ± {v['val_acc_std']:.4f}")
+        print(
+            f"{name:<16} {v['monitor_mean']:>23.4f} ± {v['monitor_std']:.4f} {v['val_acc_mean']:>9.4f} ± {v['val_acc_std']:.4f}"
+            f" {v['last_monitor_mean']:>9.4f} ± {v['last_monitor_std']:.4f}"
+        )
     print(f"\nwritten to {RESULTS / (result_name + '.json')}")
 
 
