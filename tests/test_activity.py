@@ -368,6 +368,9 @@ def test_augmentation_keeps_padding_at_zero_and_rotation_needs_channel_triples(s
     torch.manual_seed(0)
     out = augment_windows(x, torch.tensor([3, 5]), stats, rotate=45.0, scale=0.1)
     assert torch.all(out[0, 3:] == 0) and not torch.allclose(out[1], x[1])
+    torch.manual_seed(0)
+    noisy = augment_windows(torch.zeros(2, 500, 6), torch.tensor([500, 200]), stats, noise=0.3)  # standardised units
+    assert torch.all(noisy[1, 200:] == 0) and abs(float(noisy[0].std()) - 0.3) < 0.01
     dm = file_dm(signals_csv, augment_rotate=10.0)  # 3 channels a, b, rec: one triple, fine
     dm.setup("fit")
     dm.collate("train")
@@ -378,3 +381,5 @@ def test_augmentation_keeps_padding_at_zero_and_rotation_needs_channel_triples(s
     assert two.collate("val").augment is None
     with pytest.raises(SeqlabError, match="must be >= 0"):
         file_dm(signals_csv, augment_scale=-0.1)
+    with pytest.raises(SeqlabError, match="augment_noise must be >= 0"):
+        file_dm(signals_csv, augment_noise=-0.1)

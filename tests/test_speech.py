@@ -369,6 +369,24 @@ def test_spec_augment_is_on_in_training_batches_only(tmp_path):
     assert SpeechDataModule(source="file", path=str(tmp_path / "d.npz")).collate("train").augment is None  # off by default
 
 
+def test_noise_augmentation_adds_unit_scaled_gaussian_noise_inside_sequences_in_training_only(tmp_path):
+    torch.manual_seed(0)
+    lengths = torch.tensor([400, 100])
+    x = torch.zeros(2, 400, 6)
+    out = spec_augment(x, lengths, time_masks=0, time_width=1, time_fraction=0.5, freq_masks=0, freq_width=1, noise=0.2)
+    assert (out[1, 100:] == 0).all()  # padding untouched
+    assert abs(float(out[0].std()) - 0.2) < 0.01 and abs(float(out[0].mean())) < 0.01
+    arrays, y = ragged()
+    np.savez(tmp_path / "d.npz", X=np.concatenate(arrays), lengths=[len(a) for a in arrays], y=y)
+    dm = SpeechDataModule(source="file", path=str(tmp_path / "d.npz"), augment_noise=0.1)
+    dm.setup("fit")
+    samples = [dm.splits["train"][i] for i in range(8)]
+    assert not torch.equal(dm.collate("train")(samples)["x"], dm.collate("val")(samples)["x"])
+    assert dm.collate("val").augment is None
+    with pytest.raises(SeqlabError, match="augment_noise must be >= 0"):
+        SpeechDataModule(source="file", path=str(tmp_path / "d.npz"), augment_noise=-1)
+
+
 # -- the real archives -----------------------------------------------------------------------------
 def test_fsdd_archive_matches_its_documented_counts():
     with np.load(fetch_member(FSDD_ARCHIVE), allow_pickle=False) as f:

@@ -450,11 +450,14 @@ def random_rotations(n: int, max_degrees: float) -> torch.Tensor:
     return torch.eye(3) + s * k + (1 - c) * (k @ k)
 
 
-def augment_windows(x: torch.Tensor, lengths: torch.Tensor, stats: dict[str, Any], rotate: float = 0.0, scale: float = 0.0) -> torch.Tensor:
+def augment_windows(
+    x: torch.Tensor, lengths: torch.Tensor, stats: dict[str, Any], rotate: float = 0.0, scale: float = 0.0, noise: float = 0.0
+) -> torch.Tensor:
     """Training augmentation of standardised (B, T, C) windows, in the signals' own units: every
     consecutive (x, y, z) channel triple of a window is turned by one random rotation of at most
     ``rotate`` degrees (the same for every sensor of the window: the device sat at another angle),
-    then multiplied by a factor drawn from N(1, ``scale``) per window. Padded steps stay 0."""
+    then multiplied by a factor drawn from N(1, ``scale``) per window; then, standardised again,
+    every sample gets Gaussian noise of std ``noise`` (in standard deviations). Padded steps stay 0."""
     B, T, C = x.shape
     mean, std = torch.tensor(stats["mean"], dtype=x.dtype), torch.tensor(stats["std"], dtype=x.dtype)
     raw = x * std + mean
@@ -463,8 +466,11 @@ def augment_windows(x: torch.Tensor, lengths: torch.Tensor, stats: dict[str, Any
         raw = (raw.reshape(B, T, C // 3, 3) @ r.transpose(1, 2)[:, None]).reshape(B, T, C)
     if scale:
         raw = raw * (1 + scale * torch.randn(B, 1, 1, dtype=x.dtype))
+    out = (raw - mean) / std
+    if noise:
+        out = out + noise * torch.randn_like(out)
     real = (torch.arange(T)[None, :] < lengths[:, None])[:, :, None]  # (B, T, 1)
-    return ((raw - mean) / std) * real
+    return out * real
 
 
 class ActivityCollate(Collate):
@@ -507,6 +513,7 @@ class ActivityDataModule(SeqDataModule):
         stack: int = 1,
         augment_rotate: float = 0.0,
         augment_scale: float = 0.0,
+        augment_noise: float = 0.0,
         split_by: Literal["subject", "recording"] = "subject",
         test_subjects: list[int | str] | None = None,
         val_subjects: list[int | str] | None = None,
@@ -534,9 +541,12 @@ class ActivityDataModule(SeqDataModule):
             raise SeqlabError(f"data.stack must be a positive divisor of data.window (got stack={stack}, window={window}).")
         if window is not None and window < 1:
             raise SeqlabError(f"data.window must be a positive number of samples, or null for whole recordings (got {window}).")
-        if augment_rotate < 0 or augment_scale < 0:
-            raise SeqlabError(f"data.augment_rotate (degrees) and data.augment_scale must be >= 0, got {augment_rotate} and {augment_scale}.")
-        self.augment = {"rotate": float(augment_rotate), "scale": float(augment_scale)}
+        if min(augment_rotate, augment_scale, augment_noise) < 0:
+            raise SeqlabError(
+                f"data.augment_rotate (degrees), data.augment_scale and data.augment_noise must be >= 0, "
+                f"got {augment_rotate}, {augment_scale} and {augment_noise}."
+            )
+        self.augment = {"rotate": float(augment_rotate), "scale": float(augment_scale), "noise": float(augment_noise)}
         self.stride = overlap_stride(window, overlap) if window else 1
         self.train_stride = overlap_stride(window, train_overlap) if (window and train_overlap is not None) else self.stride
         self.source, self.path, self.channels = source, path, channels

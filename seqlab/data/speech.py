@@ -181,9 +181,12 @@ def cached_features(key: Any, compute, cache_dir: str | None) -> list[np.ndarray
 
 
 # -- SpecAugment -----------------------------------------------------------------------------------
-def spec_augment(x: Tensor, lengths: Tensor, time_masks: int, time_width: int, time_fraction: float, freq_masks: int, freq_width: int) -> Tensor:
+def spec_augment(
+    x: Tensor, lengths: Tensor, time_masks: int, time_width: int, time_fraction: float, freq_masks: int, freq_width: int, noise: float = 0.0
+) -> Tensor:
     """(B, T, F) -> (B, T, F) with time and frequency bands set to 0 (the training mean after
-    standardising), only inside each sequence's length. A time mask is at most ``time_width``
+    standardising), only inside each sequence's length, and Gaussian noise of std ``noise`` added
+    to every real frame (in standard deviations of the standardised coefficients). A time mask is at most ``time_width``
     frames and at most ``time_fraction`` of the sequence; a frequency mask is at most ``freq_width``
     coefficients. Widths and positions are drawn with torch's global generator."""
     B, T, F = x.shape
@@ -200,6 +203,8 @@ def spec_augment(x: Tensor, lengths: Tensor, time_masks: int, time_width: int, t
         start = (torch.rand(B) * (F - w + 1)).floor()
         band = (chans[None] >= start[:, None]) & (chans[None] < (start + w)[:, None])  # (B, F)
         masked |= band[:, None, :] & real[:, :, None]
+    if noise:
+        x = x + noise * torch.randn_like(x) * real[:, :, None]
     return x.masked_fill(masked & real[:, :, None], 0.0)
 
 
@@ -249,6 +254,7 @@ class SpeechDataModule(SeqDataModule):
         time_mask_fraction: float = 0.2,
         freq_masks: int = 0,
         freq_mask_width: int = 2,
+        augment_noise: float = 0.0,
         test_size: float = 0.2,
         val_size: float = 0.1,
         batch_size: int = 32,
@@ -265,8 +271,8 @@ class SpeechDataModule(SeqDataModule):
         check_source(source, SOURCES, "speech")
         if source in ("file", "wav_folder") and not path:
             raise SeqlabError(f"data.source={source} needs data.path: " + ("a .npz of frames." if source == "file" else "a folder of <label>/*.wav."))
-        if min(time_masks, time_mask_width, freq_masks, freq_mask_width) < 0 or not 0 <= time_mask_fraction <= 1:
-            raise SeqlabError("SpecAugment counts and widths must be >= 0 and data.time_mask_fraction in [0, 1].")
+        if min(time_masks, time_mask_width, freq_masks, freq_mask_width, augment_noise) < 0 or not 0 <= time_mask_fraction <= 1:
+            raise SeqlabError("SpecAugment counts and widths and data.augment_noise must be >= 0, and data.time_mask_fraction in [0, 1].")
         win = round(sample_rate * window_ms / 1000)
         self.audio = AudioFeatures(
             kind=feature, sample_rate=sample_rate, win_length=win, hop_length=max(1, round(sample_rate * hop_ms / 1000)),
@@ -278,7 +284,7 @@ class SpeechDataModule(SeqDataModule):
         self.labels, self.normalize, self.deltas = labels, normalize, deltas
         self.augment = {
             "time_masks": time_masks, "time_width": time_mask_width, "time_fraction": time_mask_fraction,
-            "freq_masks": freq_masks, "freq_width": freq_mask_width,
+            "freq_masks": freq_masks, "freq_width": freq_mask_width, "noise": augment_noise,
         }  # fmt: skip
         self.test_size, self.val_size = test_size, val_size
         self.cache_dir, self.archive_path = cache_dir, archive_path
@@ -397,7 +403,7 @@ class SpeechDataModule(SeqDataModule):
         return TaskSpec(self.task_name, "features", classification_type(labels), labels, feature_dim=self.preprocessing["feature_dim"])
 
     def collate(self, split: str) -> SpeechCollate:
-        on = split == "train" and (self.augment["time_masks"] or self.augment["freq_masks"])
+        on = split == "train" and bool(self.augment["time_masks"] or self.augment["freq_masks"] or self.augment["noise"])
         return SpeechCollate(self.task_name, self.augment if on else None)
 
     def predict_dataset(self) -> SequenceDataset:
