@@ -436,7 +436,6 @@ def _row_number(i: Any, row_word: str) -> Any:
     return i + 1 if row_word == "data row" else i
 
 
-# -- the DataModule ------------------------------------------------------------------------------
 # -- augmentation ----------------------------------------------------------------------------------
 def random_rotations(n: int, max_degrees: float) -> torch.Tensor:
     """(n, 3, 3) rotation matrices about uniformly random axes by angles uniform in
@@ -491,6 +490,7 @@ class ActivityCollate(Collate):
         return batch
 
 
+# -- the DataModule ------------------------------------------------------------------------------
 class ActivityDataModule(SeqDataModule):
     """Activity recognition from windows of inertial signals: the pinned UCI HAPT recordings,
     BasicMotions (official split), or a CSV/NPZ of signals with label and subject columns."""
