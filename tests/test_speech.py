@@ -24,7 +24,7 @@ from seqlab.data.audio import (
     write_wav,
 )
 from seqlab.data.base import encode_labels, fetch_member, train_val_test
-from seqlab.data.speech import FSDD_ARCHIVE, SpeechCollate, SpeechDataModule, load_frames, spec_augment
+from seqlab.data.speech import FSDD_ARCHIVE, SpeechCollate, SpeechDataModule, load_frames, spec_augment, time_stretch
 from seqlab.data.ts import channel_stats
 from seqlab.errors import SeqlabError
 
@@ -385,6 +385,28 @@ def test_noise_augmentation_adds_unit_scaled_gaussian_noise_inside_sequences_in_
     assert dm.collate("val").augment is None
     with pytest.raises(SeqlabError, match="augment_noise must be >= 0"):
         SpeechDataModule(source="file", path=str(tmp_path / "d.npz"), augment_noise=-1)
+
+
+def test_time_stretch_interpolates_between_the_end_frames_and_is_drawn_per_sequence_in_training(tmp_path):
+    ramp = torch.arange(10, dtype=torch.float32)[:, None].repeat(1, 3)  # (10, 3): frame t holds t
+    longer = time_stretch(ramp, 1.9)  # 19 frames from 0 to 9: a finer ramp
+    assert longer.shape == (19, 3)
+    torch.testing.assert_close(longer[:, 0], torch.linspace(0, 9, 19))
+    assert time_stretch(ramp, 0.5).shape == (5, 3) and time_stretch(ramp[:1], 0.6).shape == (1, 3)
+    assert time_stretch(ramp, 1.01) is ramp  # rounds to the same length: unchanged
+    arrays, y = ragged()
+    np.savez(tmp_path / "d.npz", X=np.concatenate(arrays), lengths=[len(a) for a in arrays], y=y)
+    dm = SpeechDataModule(source="file", path=str(tmp_path / "d.npz"), augment_stretch=0.3)
+    dm.setup("fit")
+    samples = [dm.splits["train"][i] for i in range(16)]
+    torch.manual_seed(0)
+    batch = dm.collate("train")(samples)
+    original = torch.tensor([len(x) for _, x, _ in samples])
+    ratio = batch["lengths"] / original
+    assert ((ratio > 0.6) & (ratio < 1.4)).all() and len(set(batch["lengths"].tolist())) > 1 and not torch.equal(batch["lengths"], original)
+    assert torch.equal(dm.collate("val")(samples)["lengths"], original)
+    with pytest.raises(SeqlabError, match=r"augment_stretch must be in \[0, 1\)"):
+        SpeechDataModule(source="file", path=str(tmp_path / "d.npz"), augment_stretch=1.0)
 
 
 # -- the real archives -----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from seqlab.data.audio import AudioFeatures, FeatureExtractor, add_deltas, read_wav
 from seqlab.data.base import (
@@ -208,17 +208,32 @@ def spec_augment(
     return x.masked_fill(masked & real[:, :, None], 0.0)
 
 
+def time_stretch(frames: Tensor, factor: float) -> Tensor:
+    """(T, F) -> (round(T * factor), F) frames (at least 1), linearly interpolated over time
+    between the first and the last frame: the same utterance said faster (< 1) or slower (> 1)."""
+    steps = max(1, round(len(frames) * factor))
+    if steps == len(frames):
+        return frames
+    return nn.functional.interpolate(frames.T[None], size=steps, mode="linear", align_corners=True)[0].T
+
+
 class SpeechCollate(Collate):
-    """Pads frame sequences; in training applies SpecAugment masks (``augment`` holds its settings)."""
+    """Pads frame sequences; in training stretches each sequence in time by a factor drawn from
+    [1 - stretch, 1 + stretch] and applies SpecAugment masks and noise (``augment`` holds the settings)."""
 
     def __init__(self, task: str, augment: dict[str, Any] | None = None) -> None:
         super().__init__(task)
         self.augment = augment
 
     def __call__(self, samples):
+        if self.augment and self.augment["stretch"]:
+            s = self.augment["stretch"]
+            factors = 1 - s + 2 * s * torch.rand(len(samples))
+            samples = [(i, time_stretch(x, float(f)), y) for (i, x, y), f in zip(samples, factors)]
         batch = super().__call__(samples)
         if self.augment:
-            batch["x"] = spec_augment(batch["x"], batch["lengths"], **self.augment)
+            masks = {k: v for k, v in self.augment.items() if k != "stretch"}
+            batch["x"] = spec_augment(batch["x"], batch["lengths"], **masks)
         return batch
 
 
@@ -255,6 +270,7 @@ class SpeechDataModule(SeqDataModule):
         freq_masks: int = 0,
         freq_mask_width: int = 2,
         augment_noise: float = 0.0,
+        augment_stretch: float = 0.0,
         test_size: float = 0.2,
         val_size: float = 0.1,
         batch_size: int = 32,
@@ -273,6 +289,8 @@ class SpeechDataModule(SeqDataModule):
             raise SeqlabError(f"data.source={source} needs data.path: " + ("a .npz of frames." if source == "file" else "a folder of <label>/*.wav."))
         if min(time_masks, time_mask_width, freq_masks, freq_mask_width, augment_noise) < 0 or not 0 <= time_mask_fraction <= 1:
             raise SeqlabError("SpecAugment counts and widths and data.augment_noise must be >= 0, and data.time_mask_fraction in [0, 1].")
+        if not 0 <= augment_stretch < 1:
+            raise SeqlabError(f"data.augment_stretch must be in [0, 1): sequences are stretched by 1 +- it; got {augment_stretch}.")
         win = round(sample_rate * window_ms / 1000)
         self.audio = AudioFeatures(
             kind=feature, sample_rate=sample_rate, win_length=win, hop_length=max(1, round(sample_rate * hop_ms / 1000)),
@@ -285,6 +303,7 @@ class SpeechDataModule(SeqDataModule):
         self.augment = {
             "time_masks": time_masks, "time_width": time_mask_width, "time_fraction": time_mask_fraction,
             "freq_masks": freq_masks, "freq_width": freq_mask_width, "noise": augment_noise,
+            "stretch": augment_stretch,
         }  # fmt: skip
         self.test_size, self.val_size = test_size, val_size
         self.cache_dir, self.archive_path = cache_dir, archive_path
@@ -403,7 +422,7 @@ class SpeechDataModule(SeqDataModule):
         return TaskSpec(self.task_name, "features", classification_type(labels), labels, feature_dim=self.preprocessing["feature_dim"])
 
     def collate(self, split: str) -> SpeechCollate:
-        on = split == "train" and bool(self.augment["time_masks"] or self.augment["freq_masks"] or self.augment["noise"])
+        on = split == "train" and any(self.augment[k] for k in ("time_masks", "freq_masks", "noise", "stretch"))
         return SpeechCollate(self.task_name, self.augment if on else None)
 
     def predict_dataset(self) -> SequenceDataset:
