@@ -330,7 +330,7 @@ def split_subjects(
         raise SeqlabError(f"Subject(s) {both} are in both data.test_subjects and data.val_subjects. A subject belongs in one split.")
     parts = {"train": [s for s in rest if s not in val], "val": list(val), "test": list(test)}
     for name, members in parts.items():
-        if not members and not (name == "val" and val_size == 0 and not val):
+        if not members and not (name == "val" and val_size == 0):
             raise SeqlabError(f"The {name} split has no subject ({len(known)} in all: {known}). Add subjects or change the subject lists/shares.")
     return parts
 

@@ -219,21 +219,20 @@ def time_stretch(frames: Tensor, factor: float) -> Tensor:
 
 class SpeechCollate(Collate):
     """Pads frame sequences; in training stretches each sequence in time by a factor drawn from
-    [1 - stretch, 1 + stretch] and applies SpecAugment masks and noise (``augment`` holds the settings)."""
+    [1 - stretch, 1 + stretch] before padding, then applies SpecAugment masks and noise to the
+    batch (``augment`` holds ``spec_augment``'s settings)."""
 
-    def __init__(self, task: str, augment: dict[str, Any] | None = None) -> None:
+    def __init__(self, task: str, augment: dict[str, Any] | None = None, stretch: float = 0.0) -> None:
         super().__init__(task)
-        self.augment = augment
+        self.augment, self.stretch = augment, stretch
 
     def __call__(self, samples):
-        if self.augment and self.augment["stretch"]:
-            s = self.augment["stretch"]
-            factors = 1 - s + 2 * s * torch.rand(len(samples))
+        if self.stretch:
+            factors = 1 - self.stretch + 2 * self.stretch * torch.rand(len(samples))
             samples = [(i, time_stretch(x, float(f)), y) for (i, x, y), f in zip(samples, factors)]
         batch = super().__call__(samples)
         if self.augment:
-            masks = {k: v for k, v in self.augment.items() if k != "stretch"}
-            batch["x"] = spec_augment(batch["x"], batch["lengths"], **masks)
+            batch["x"] = spec_augment(batch["x"], batch["lengths"], **self.augment)
         return batch
 
 
@@ -303,8 +302,8 @@ class SpeechDataModule(SeqDataModule):
         self.augment = {
             "time_masks": time_masks, "time_width": time_mask_width, "time_fraction": time_mask_fraction,
             "freq_masks": freq_masks, "freq_width": freq_mask_width, "noise": augment_noise,
-            "stretch": augment_stretch,
         }  # fmt: skip
+        self.stretch = augment_stretch
         self.test_size, self.val_size = test_size, val_size
         self.cache_dir, self.archive_path = cache_dir, archive_path
         self.predict_input = predict_input
@@ -422,8 +421,9 @@ class SpeechDataModule(SeqDataModule):
         return TaskSpec(self.task_name, "features", classification_type(labels), labels, feature_dim=self.preprocessing["feature_dim"])
 
     def collate(self, split: str) -> SpeechCollate:
-        on = split == "train" and any(self.augment[k] for k in ("time_masks", "freq_masks", "noise", "stretch"))
-        return SpeechCollate(self.task_name, self.augment if on else None)
+        train = split == "train"
+        masks = train and bool(self.augment["time_masks"] or self.augment["freq_masks"] or self.augment["noise"])
+        return SpeechCollate(self.task_name, self.augment if masks else None, self.stretch if train else 0.0)
 
     def predict_dataset(self) -> SequenceDataset:
         """``data.predict_input``: a WAV file, a folder of WAV files (any depth, sorted by path), or a
