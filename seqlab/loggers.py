@@ -65,10 +65,10 @@ def _leveldb_records(path: Path):
             pos += left
             continue
         _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if kind == 0 or pos + 7 + length > len(data):  # end of the written part (a run still being written)
+            break
         chunk = data[pos + 7 : pos + 7 + length]
         pos += 7 + length
-        if kind == 0:
-            break
         if kind == 1:  # full record
             yield chunk
         elif kind == 2:  # first fragment
@@ -79,25 +79,37 @@ def _leveldb_records(path: Path):
             yield pending + chunk
 
 
-def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
-    """History rows, config and summary of an offline W&B run directory, read from its .wandb file."""
+def read_offline_run(run_dir: str | Path, wait: float = 0.0) -> dict[str, Any]:
+    """History rows, config and summary of an offline W&B run directory, read from its .wandb file.
+
+    W&B writes the file from a background process, so a run read while (or just after) it ends
+    may be incomplete: ``finished`` says whether its exit record is on disk, and ``wait`` gives
+    the file up to that many seconds to get there."""
+    import time
+
     from wandb.proto import wandb_internal_pb2 as pb
 
     run_dir = Path(run_dir)
     files = sorted(run_dir.glob("*.wandb"))
     if not files:
         raise FileNotFoundError(f"No .wandb file in {run_dir}")
-    history, config, summary = [], {}, {}
-    for raw in _leveldb_records(files[0]):
-        record = pb.Record()
-        record.ParseFromString(raw)
-        kind = record.WhichOneof("record_type")
-        if kind == "history":
-            history.append({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item})
-        elif kind == "config":
-            for item in record.config.update:
-                config[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
-        elif kind == "summary":
-            for item in record.summary.update:
-                summary[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
-    return {"history": history, "config": config, "summary": summary}
+    deadline = time.monotonic() + wait
+    while True:
+        history, config, summary, finished = [], {}, {}, False
+        for raw in _leveldb_records(files[0]):
+            record = pb.Record()
+            record.ParseFromString(raw)
+            kind = record.WhichOneof("record_type")
+            if kind == "history":
+                history.append({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item})
+            elif kind == "config":
+                for item in record.config.update:
+                    config[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+            elif kind == "summary":
+                for item in record.summary.update:
+                    summary[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+            elif kind == "exit":
+                finished = True
+        if finished or time.monotonic() >= deadline:
+            return {"history": history, "config": config, "summary": summary, "finished": finished}
+        time.sleep(0.2)

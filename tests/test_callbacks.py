@@ -36,14 +36,26 @@ def records(run_dir: Path, kind: str) -> list:
     return found
 
 
-def finished(run_dir: Path, timeout: float = 60.0) -> Path:
-    """Wait until W&B's background process has written the run's exit record (the file is complete)."""
-    import time
+def test_read_offline_run_of_a_file_still_being_written(tmp_path):
+    """A run file cut inside its last record reads as the rows before it, not finished."""
+    import struct
 
-    deadline = time.monotonic() + timeout
-    while not records(run_dir, "exit") and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return run_dir
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    history, exit_ = pb.Record(), pb.Record()
+    item = history.history.item.add()
+    item.key, item.value_json = "val/imdb/acc", "0.75"
+    exit_.exit.exit_code = 0
+    frame = lambda raw: struct.pack("<IHB", 0, len(raw), 1) + raw  # noqa: E731  (full record, crc unchecked)
+    data = b":W&B" + bytes(3) + frame(history.SerializeToString()) + frame(exit_.SerializeToString())
+    run_file = tmp_path / "run-x.wandb"
+    run_file.write_bytes(data)
+    run = read_offline_run(tmp_path)
+    assert run["finished"] and run["history"] == [{"val/imdb/acc": 0.75}]
+
+    run_file.write_bytes(data[:-2])  # the exit record only half written
+    run = read_offline_run(tmp_path, wait=0.3)
+    assert not run["finished"] and run["history"] == [{"val/imdb/acc": 0.75}]
 
 
 def test_precision_recall_of_a_known_matrix():
@@ -63,8 +75,9 @@ def test_wandb_offline_run_holds_metrics_config_confusion_matrix_and_checkpoint(
     import wandb
 
     wandb.finish()  # the CLI process would end here, flushing the run file
-    run_dir = finished(next((tmp_path / "wb" / "wandb").glob("offline-run-*")))
-    run = read_offline_run(run_dir)
+    run_dir = next((tmp_path / "wb" / "wandb").glob("offline-run-*"))
+    run = read_offline_run(run_dir, wait=60)  # W&B's background process may still be writing it
+    assert run["finished"]
     rows = run["history"]
     column = lambda key: [r[key] for r in rows if key in r]  # noqa: E731
 

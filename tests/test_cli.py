@@ -147,9 +147,10 @@ def test_wandb_offline_run_is_written_and_readable(reviews_csv, tmp_path, monkey
     assert "logs offline" in err and "wandb sync" in err
     import wandb
 
-    wandb.finish()  # flush the run as the end of a CLI process does
+    wandb.finish()  # end the run as the end of a CLI process does
     run_dir = next((tmp_path / "wb" / "wandb").glob("offline-run-*"))
-    run = read_offline_run(run_dir)
+    run = read_offline_run(run_dir, wait=60)  # W&B's background process may still be writing it
+    assert run["finished"], "the offline run's exit record was not written within 60 s"
     accs = [row["val/imdb/acc"] for row in run["history"] if "val/imdb/acc" in row]
     assert len(accs) == 2 and all(0 <= a <= 1 for a in accs), run["history"][:3]
     assert run["config"]["hidden_size"] == 16, sorted(run["config"])

@@ -14,7 +14,6 @@ from seqlab.model import SeqModel
 from seqlab.nn import lstm_cell
 
 from .conftest import make_reviews, tiny_text_args
-from .test_callbacks import finished
 
 TOKENS = {"imdb": {"name": "imdb", "input": "tokens", "task_type": "binary", "labels": ["negative", "positive"], "vocab_size": 30}}
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -135,6 +134,8 @@ def test_log_figure_to_wandb_only_with_an_active_logger(tmp_path, monkeypatch):
     assert log_figure_to_wandb(L.Trainer(logger=logger, default_root_dir=tmp_path), "val/gates", fig)
     run_dir = Path(logger.experiment.dir).parent
     wandb.finish()
-    rows = [r for r in read_offline_run(finished(run_dir))["history"] if "val/gates/_type" in r]
+    run = read_offline_run(run_dir, wait=60)
+    assert run["finished"]
+    rows = [r for r in run["history"] if "val/gates/_type" in r]
     assert len(rows) == 1 and rows[0]["val/gates/_type"] == "image-file"
     assert (run_dir / "files" / rows[0]["val/gates/path"]).read_bytes().startswith(PNG)
