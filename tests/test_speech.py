@@ -333,6 +333,18 @@ def test_deltas_of_precomputed_frames_are_appended_before_standardising_and_at_p
         dm.predict_dataset()
     plain = SpeechDataModule(source="file", path=str(tmp_path / "d.npz"), test_size=0.25)
     assert "frame_deltas" not in plain.ensure_preprocessing() and plain.spec.feature_dim == 3
+    narrow = SpeechDataModule(source="file", path=str(tmp_path / "d.npz"), deltas=1, delta_width=1, test_size=0.25)
+    narrow.setup("fit")
+    mean = np.array(narrow.preprocessing["stats"]["mean"])
+    std = np.array(narrow.preprocessing["stats"]["std"])
+    want = (add_deltas(torch.from_numpy(arrays[i]), 1, width=1).numpy() - mean) / std
+    np.testing.assert_allclose(narrow.splits["test"].items[0].numpy(), want, atol=1e-5)
+    stored = dict(narrow.preprocessing)
+    old = SpeechDataModule(source="file", path=str(tmp_path / "d.npz"), deltas=1, delta_width=1)
+    old.preprocessing = {k: v for k, v in stored.items() if k != "frame_delta_width"}  # a checkpoint from before the key
+    assert old.with_deltas(arrays[i]).tolist() == add_deltas(torch.from_numpy(arrays[i]), 1, width=2).numpy().tolist()
+    plain.preprocessing = stored
+    np.testing.assert_allclose(plain.with_deltas(arrays[i]), add_deltas(torch.from_numpy(arrays[i]), 1, width=1).numpy())
 
 
 # -- SpecAugment -----------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ Sources (``data.source``):
   once (``seqlab.data.audio``) and cached.
 - ``hub``: raw audio from the Hugging Face hub (default ``google/speech_commands``), same features.
 
-``data.deltas`` (1 or 2) appends regression deltas (and delta-deltas) to every source's frames:
-inside the feature extractor for audio, on loading for precomputed frames.
+``data.deltas`` (1 or 2) appends regression deltas (and delta-deltas) over +-``data.delta_width``
+frames to every source's frames: inside the feature extractor for audio, on loading for
+precomputed frames.
 
 Frames are standardised per coefficient with the mean and std of the training split; those
 statistics, the labels and the audio feature settings travel in the checkpoint, so predicting on
@@ -262,6 +263,7 @@ class SpeechDataModule(SeqDataModule):
         f_max: float | None = None,
         mel_scale: Literal["htk", "slaney"] = "htk",
         deltas: int = 0,
+        delta_width: int = 2,
         normalize: bool = True,
         time_masks: int = 0,
         time_mask_width: int = 10,
@@ -294,7 +296,7 @@ class SpeechDataModule(SeqDataModule):
         self.audio = AudioFeatures(
             kind=feature, sample_rate=sample_rate, win_length=win, hop_length=max(1, round(sample_rate * hop_ms / 1000)),
             n_fft=n_fft or 1 << max(0, win - 1).bit_length(), n_mels=n_mels, n_mfcc=n_mfcc, f_min=f_min, f_max=f_max,
-            mel_scale=mel_scale, deltas=deltas,
+            mel_scale=mel_scale, deltas=deltas, delta_width=delta_width,
         )  # fmt: skip
         self.source, self.path = source, path
         self.hub_id, self.hub_config, self.audio_column, self.label_column = hub_id, hub_config, audio_column, label_column
@@ -381,7 +383,7 @@ class SpeechDataModule(SeqDataModule):
         # Audio gets its deltas in the feature extractor; precomputed frames get them here.
         self.preprocessing = {"labels": self._table["labels"]}
         if self.deltas and not audio:
-            self.preprocessing["frame_deltas"] = self.deltas
+            self.preprocessing.update(frame_deltas=self.deltas, frame_delta_width=self.audio.delta_width)
         train = [self.with_deltas(a) for a in self._table["splits"]["train"][0]]
         self.preprocessing.update(
             feature_dim=int(train[0].shape[1]),
@@ -394,7 +396,8 @@ class SpeechDataModule(SeqDataModule):
         order = self.preprocessing.get("frame_deltas", 0)
         if not order or array.ndim != 2:
             return array
-        return add_deltas(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)), order, self.audio.delta_width).numpy()
+        width = self.preprocessing.get("frame_delta_width", 2)  # checkpoints from before data.delta_width: 2
+        return add_deltas(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)), order, width).numpy()
 
     def to_tensor(self, array: np.ndarray, where: str) -> Tensor:
         """(T, F) frames -> standardised float32 tensor, checking F against the trained width."""
