@@ -34,6 +34,8 @@ class SeqModel(L.LightningModule):
     """Sequence classifier over any number of tasks sharing one LSTMEncoder.
 
     ``specs`` (task name -> TaskSpec dict) comes from the DataModule; the CLI links it in.
+    ``label_smoothing`` applies to the training loss only: validation and test losses stay the
+    plain negative log-likelihood, comparable between settings.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class SeqModel(L.LightningModule):
         conv_kernel: int = 0,
         conv_layers: int = 1,
         loss_weights: dict[str, float] | None = None,
+        label_smoothing: float = 0.0,
         backbone_from: str | None = None,
         freeze_backbone_epochs: int = 0,
         optimizer: OptimizerCallable = torch.optim.AdamW,
@@ -73,6 +76,9 @@ class SeqModel(L.LightningModule):
         if unknown:
             raise SeqlabError(f"model.loss_weights names task(s) {', '.join(unknown)} this run does not have; its tasks: {', '.join(self.specs)}.")
         self.loss_weights = {name: float((loss_weights or {}).get(name, 1.0)) for name in self.specs}
+        if not 0 <= label_smoothing < 1:
+            raise SeqlabError(f"model.label_smoothing must be in [0, 1); got {label_smoothing}.")
+        self.label_smoothing = label_smoothing
         self.backbone_from = backbone_from
         self.freeze_backbone_epochs = freeze_backbone_epochs
         self.inputs = nn.ModuleDict()
@@ -107,9 +113,9 @@ class SeqModel(L.LightningModule):
             logp = torch.logaddexp(logp, logp_rc) - math.log(2)
         return logp
 
-    def model_step(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
-        logp = self.log_probabilities(batch)  # (B, C)
-        return nn.functional.nll_loss(logp, batch["y"]), logp.exp(), batch["y"]
+    def model_step(self, batch: dict[str, Any], label_smoothing: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
+        logp = self.log_probabilities(batch)  # (B, C), normalised: cross_entropy's log_softmax leaves it as is
+        return nn.functional.cross_entropy(logp, batch["y"], label_smoothing=label_smoothing), logp.exp(), batch["y"]
 
     @staticmethod
     def _scores(probs: Tensor, spec: TaskSpec) -> Tensor:
@@ -121,7 +127,7 @@ class SeqModel(L.LightningModule):
         total = 0.0
         for b in batches:
             task = b["task"]
-            loss, probs, y = self.model_step(b)
+            loss, probs, y = self.model_step(b, self.label_smoothing)
             self.train_acc[task](self._scores(probs, self.specs[task]), y)
             self.log(f"train/{task}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
             self.log(f"train/{task}/acc", self.train_acc[task], on_step=False, on_epoch=True, batch_size=len(y))

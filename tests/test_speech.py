@@ -24,7 +24,7 @@ from seqlab.data.audio import (
     write_wav,
 )
 from seqlab.data.base import encode_labels, fetch_member, train_val_test
-from seqlab.data.speech import FSDD_ARCHIVE, SpeechCollate, SpeechDataModule, load_frames, spec_augment, time_stretch
+from seqlab.data.speech import FSDD_ARCHIVE, SpeechCollate, SpeechDataModule, load_frames, random_crop, spec_augment, time_stretch
 from seqlab.data.ts import channel_stats
 from seqlab.errors import SeqlabError
 
@@ -419,6 +419,50 @@ def test_time_stretch_interpolates_between_the_end_frames_and_is_drawn_per_seque
     assert torch.equal(dm.collate("val")(samples)["lengths"], original)
     with pytest.raises(SeqlabError, match=r"augment_stretch must be in \[0, 1\)"):
         SpeechDataModule(source="file", path=str(tmp_path / "d.npz"), augment_stretch=1.0)
+
+
+def test_random_crop_keeps_a_contiguous_part_and_is_drawn_per_sequence_in_training(tmp_path):
+    ramp = torch.arange(20, dtype=torch.float32)[:, None].repeat(1, 3)  # (20, 3): frame t holds t
+    torch.manual_seed(0)
+    kept = [random_crop(ramp, 0.4) for _ in range(200)]
+    for part in kept:
+        assert 12 <= len(part) <= 20  # at least 1 - 0.4 of 20 frames
+        torch.testing.assert_close(part[:, 0], torch.arange(part[0, 0], part[0, 0] + len(part)))  # a run of the ramp
+    assert len({len(p) for p in kept}) > 5 and len({float(p[0, 0]) for p in kept}) > 5  # lengths and starts vary
+    assert random_crop(ramp[:1], 0.9).shape == (1, 3)
+    arrays, y = ragged()
+    np.savez(tmp_path / "d.npz", X=np.concatenate(arrays), lengths=[len(a) for a in arrays], y=y)
+    dm = SpeechDataModule(source="file", path=str(tmp_path / "d.npz"), augment_crop=0.5)
+    dm.setup("fit")
+    samples = [dm.splits["train"][i] for i in range(16)]
+    batch = dm.collate("train")(samples)
+    original = torch.tensor([len(x) for _, x, _ in samples])
+    assert (batch["lengths"] <= original).all() and (batch["lengths"] >= (original * 0.5).round()).all()
+    assert not torch.equal(batch["lengths"], original)
+    assert torch.equal(dm.collate("test")(samples)["lengths"], original)
+    with pytest.raises(SeqlabError, match=r"augment_crop must be in \[0, 1\)"):
+        SpeechDataModule(source="file", path=str(tmp_path / "d.npz"), augment_crop=1.0)
+
+
+def test_offset_shifts_each_training_sequence_by_one_vector_on_its_static_coefficients_only(tmp_path):
+    arrays, y = ragged(60)
+    np.savez(tmp_path / "d.npz", X=np.concatenate(arrays), lengths=[len(a) for a in arrays], y=y)
+    dm = SpeechDataModule(source="file", path=str(tmp_path / "d.npz"), deltas=1, augment_offset=0.5)
+    dm.setup("fit")
+    samples = [dm.splits["train"][i] for i in range(40)]
+    torch.manual_seed(0)
+    batch = dm.collate("train")(samples)
+    shifts = []
+    for row, (_, x, _) in enumerate(samples):
+        diff = batch["x"][row, : len(x)] - x  # (T, 6): 3 coefficients, then their deltas
+        torch.testing.assert_close(diff[:, 3:], torch.zeros(len(x), 3))  # deltas of a constant shift are 0
+        torch.testing.assert_close(diff[:, :3], diff[:1, :3].expand(len(x), 3))  # one vector for all frames
+        shifts.append(diff[0, :3])
+        assert (batch["x"][row, len(x) :] == 0).all()  # padding untouched
+    assert float(torch.stack(shifts).std()) == pytest.approx(0.5, rel=0.2)
+    assert torch.equal(dm.collate("val")(samples)["x"][0, : len(samples[0][1])], samples[0][1])
+    with pytest.raises(SeqlabError, match="augment_offset is a standard deviation"):
+        SpeechDataModule(source="file", path=str(tmp_path / "d.npz"), augment_offset=-1)
 
 
 # -- the real archives -----------------------------------------------------------------------------

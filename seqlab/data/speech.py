@@ -218,16 +218,33 @@ def time_stretch(frames: Tensor, factor: float) -> Tensor:
     return nn.functional.interpolate(frames.T[None], size=steps, mode="linear", align_corners=True)[0].T
 
 
+def random_crop(frames: Tensor, crop: float) -> Tensor:
+    """(T, F) -> a random contiguous run of round(T * f) frames (at least 1), f drawn from
+    [1 - crop, 1]: a part of the utterance, which for a held sound still says who speaks."""
+    steps = max(1, round(len(frames) * (1 - crop * float(torch.rand(())))))
+    start = int(torch.randint(len(frames) - steps + 1, ()))
+    return frames[start : start + steps]
+
+
 class SpeechCollate(Collate):
-    """Pads frame sequences; in training stretches each sequence in time by a factor drawn from
+    """Pads frame sequences; in training crops each sequence to a random part of at least
+    1 - crop of its length, adds one Gaussian offset vector (std ``offset``) to the first
+    ``static`` coefficients of all its frames, and stretches it in time by a factor drawn from
     [1 - stretch, 1 + stretch] before padding, then applies SpecAugment masks and noise to the
     batch (``augment`` holds ``spec_augment``'s settings)."""
 
-    def __init__(self, task: str, augment: dict[str, Any] | None = None, stretch: float = 0.0) -> None:
+    def __init__(
+        self, task: str, augment: dict[str, Any] | None = None, stretch: float = 0.0, crop: float = 0.0, offset: float = 0.0, static: int = 0
+    ) -> None:
         super().__init__(task)
-        self.augment, self.stretch = augment, stretch
+        self.augment, self.stretch, self.crop, self.offset, self.static = augment, stretch, crop, offset, static
 
     def __call__(self, samples):
+        if self.offset:  # a constant cepstral offset: another channel or session; deltas do not change
+            shift = lambda x: torch.cat([x[:, : self.static] + self.offset * torch.randn(self.static), x[:, self.static :]], 1)  # noqa: E731
+            samples = [(i, shift(x), y) for i, x, y in samples]
+        if self.crop:
+            samples = [(i, random_crop(x, self.crop), y) for i, x, y in samples]
         if self.stretch:
             factors = 1 - self.stretch + 2 * self.stretch * torch.rand(len(samples))
             samples = [(i, time_stretch(x, float(f)), y) for (i, x, y), f in zip(samples, factors)]
@@ -272,6 +289,8 @@ class SpeechDataModule(SeqDataModule):
         freq_mask_width: int = 2,
         augment_noise: float = 0.0,
         augment_stretch: float = 0.0,
+        augment_crop: float = 0.0,
+        augment_offset: float = 0.0,
         test_size: float = 0.2,
         val_size: float = 0.1,
         batch_size: int = 32,
@@ -292,6 +311,10 @@ class SpeechDataModule(SeqDataModule):
             raise SeqlabError("SpecAugment counts and widths and data.augment_noise must be >= 0, and data.time_mask_fraction in [0, 1].")
         if not 0 <= augment_stretch < 1:
             raise SeqlabError(f"data.augment_stretch must be in [0, 1): sequences are stretched by 1 +- it; got {augment_stretch}.")
+        if augment_offset < 0:
+            raise SeqlabError(f"data.augment_offset is a standard deviation and must be >= 0; got {augment_offset}.")
+        if not 0 <= augment_crop < 1:
+            raise SeqlabError(f"data.augment_crop must be in [0, 1): training sequences keep at least 1 - it of their frames; got {augment_crop}.")
         win = round(sample_rate * window_ms / 1000)
         self.audio = AudioFeatures(
             kind=feature, sample_rate=sample_rate, win_length=win, hop_length=max(1, round(sample_rate * hop_ms / 1000)),
@@ -305,7 +328,7 @@ class SpeechDataModule(SeqDataModule):
             "time_masks": time_masks, "time_width": time_mask_width, "time_fraction": time_mask_fraction,
             "freq_masks": freq_masks, "freq_width": freq_mask_width, "noise": augment_noise,
         }  # fmt: skip
-        self.stretch = augment_stretch
+        self.stretch, self.crop, self.offset = augment_stretch, augment_crop, augment_offset
         self.test_size, self.val_size = test_size, val_size
         self.cache_dir, self.archive_path = cache_dir, archive_path
         self.predict_input = predict_input
@@ -424,9 +447,14 @@ class SpeechDataModule(SeqDataModule):
         return TaskSpec(self.task_name, "features", classification_type(labels), labels, feature_dim=self.preprocessing["feature_dim"])
 
     def collate(self, split: str) -> SpeechCollate:
-        train = split == "train"
-        masks = train and bool(self.augment["time_masks"] or self.augment["freq_masks"] or self.augment["noise"])
-        return SpeechCollate(self.task_name, self.augment if masks else None, self.stretch if train else 0.0)
+        if split != "train":
+            return SpeechCollate(self.task_name)
+        masks = bool(self.augment["time_masks"] or self.augment["freq_masks"] or self.augment["noise"])
+        static = 0
+        if self.offset:  # the coefficients before their deltas
+            p = self.ensure_preprocessing()
+            static = p["feature_dim"] // (1 + ((p.get("audio") or {}).get("deltas", 0) or p.get("frame_deltas", 0)))
+        return SpeechCollate(self.task_name, self.augment if masks else None, self.stretch, self.crop, self.offset, static)
 
     def predict_dataset(self) -> SequenceDataset:
         """``data.predict_input``: a WAV file, a folder of WAV files (any depth, sorted by path), or a
