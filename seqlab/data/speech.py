@@ -218,6 +218,13 @@ def time_stretch(frames: Tensor, factor: float) -> Tensor:
     return nn.functional.interpolate(frames.T[None], size=steps, mode="linear", align_corners=True)[0].T
 
 
+def cepstral_offset(frames: Tensor, std: float, static: int) -> Tensor:
+    """(T, F) frames with one Gaussian vector (std ``std``) added to the first ``static``
+    coefficients of every frame: a constant cepstral offset, what another microphone or session
+    does to cepstra; the deltas after them do not change."""
+    return torch.cat([frames[:, :static] + std * torch.randn(static), frames[:, static:]], 1)
+
+
 def random_crop(frames: Tensor, crop: float) -> Tensor:
     """(T, F) -> a random contiguous run of round(T * f) frames (at least 1), f drawn from
     [1 - crop, 1]: a part of the utterance, which for a held sound still says who speaks."""
@@ -240,9 +247,8 @@ class SpeechCollate(Collate):
         self.augment, self.stretch, self.crop, self.offset, self.static = augment, stretch, crop, offset, static
 
     def __call__(self, samples):
-        if self.offset:  # a constant cepstral offset: another channel or session; deltas do not change
-            shift = lambda x: torch.cat([x[:, : self.static] + self.offset * torch.randn(self.static), x[:, self.static :]], 1)  # noqa: E731
-            samples = [(i, shift(x), y) for i, x, y in samples]
+        if self.offset:
+            samples = [(i, cepstral_offset(x, self.offset, self.static), y) for i, x, y in samples]
         if self.crop:
             samples = [(i, random_crop(x, self.crop), y) for i, x, y in samples]
         if self.stretch:
@@ -323,7 +329,7 @@ class SpeechDataModule(SeqDataModule):
         )  # fmt: skip
         self.source, self.path = source, path
         self.hub_id, self.hub_config, self.audio_column, self.label_column = hub_id, hub_config, audio_column, label_column
-        self.labels, self.normalize, self.deltas = labels, normalize, deltas
+        self.labels, self.normalize = labels, normalize
         self.augment = {
             "time_masks": time_masks, "time_width": time_mask_width, "time_fraction": time_mask_fraction,
             "freq_masks": freq_masks, "freq_width": freq_mask_width, "noise": augment_noise,
@@ -405,8 +411,8 @@ class SpeechDataModule(SeqDataModule):
         audio = self.source in ("wav_folder", "hub")
         # Audio gets its deltas in the feature extractor; precomputed frames get them here.
         self.preprocessing = {"labels": self._table["labels"]}
-        if self.deltas and not audio:
-            self.preprocessing.update(frame_deltas=self.deltas, frame_delta_width=self.audio.delta_width)
+        if self.audio.deltas and not audio:
+            self.preprocessing.update(frame_deltas=self.audio.deltas, frame_delta_width=self.audio.delta_width)
         train = [self.with_deltas(a) for a in self._table["splits"]["train"][0]]
         self.preprocessing.update(
             feature_dim=int(train[0].shape[1]),
