@@ -129,6 +129,21 @@ def test_seeded_subject_shares_when_no_lists_given(signals_csv):
     assert again.subject_split == split
 
 
+def test_subject_folds_validate_each_training_subject_once(signals_csv):
+    def split(fold):
+        dm = ActivityDataModule(source="file", path=str(signals_csv), window=50, test_subjects=["p0", "p1"], val_size=0.25, val_fold=fold)
+        dm.setup("fit")
+        return dm.subject_split
+
+    folds = [split(k) for k in range(4)]
+    assert sorted(s for f in folds for s in f["val"]) == ["p2", "p3", "p4", "p5"]
+    assert all(len(f["val"]) == 1 and f["val"][0] not in f["train"] and len(f["train"]) == 3 for f in folds)
+    with pytest.raises(SeqlabError, match="val_fold=4 does not exist for 4 subjects.*from 0 to 3"):
+        split(4)
+    with pytest.raises(SeqlabError, match="counts validation shares from 0"):
+        ActivityDataModule(source="file", path=str(signals_csv), val_fold=-1)
+
+
 def test_npz_source_matches_csv(signals_csv, tmp_path):
     df = make_signals()
     path = tmp_path / "signals.npz"

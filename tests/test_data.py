@@ -43,6 +43,21 @@ def test_stratified_split_is_deterministic_and_stratified():
     assert not np.array_equal(held, stratified_split(y, 0.25, seed=4)[1])
 
 
+def test_validation_folds_are_disjoint_and_cover_every_row_once():
+    y = np.array([0] * 30 + [1] * 20 + [2] * 7)
+    folds = [stratified_split(y, 1 / 4, seed=5, fold=k) for k in range(4)]
+    held = np.concatenate([h for _, h in folds])
+    assert sorted(held.tolist()) == list(range(len(y)))  # each row validated exactly once
+    for rest, h in folds:
+        assert set(rest).isdisjoint(h) and len(rest) + len(h) == len(y)
+        assert [int((y[h] == c).sum()) for c in range(3)] in ([7, 5, 1], [8, 5, 2], [7, 5, 2], [8, 5, 1])  # stratified
+    assert np.array_equal(folds[0][1], stratified_split(y, 1 / 4, seed=5)[1])  # fold 0 is the plain seeded share
+    with pytest.raises(SeqlabError, match="val_fold=4 does not exist.*from 0 to 3"):
+        stratified_split(y, 1 / 4, seed=5, fold=4)
+    with pytest.raises(SeqlabError, match="val_fold=1 does not exist"):
+        stratified_split(y, 0.0, seed=5, fold=1)
+
+
 def test_zero_validation_share_keeps_every_training_row():
     from seqlab.data.base import train_val_test
 

@@ -1,15 +1,16 @@
-"""tools/choose.py: the config copy it fits, and the per-epoch history it reads back."""
+"""tools/choose.py: the config copy it fits, the split overrides, and the per-epoch history it reads back."""
 
 from __future__ import annotations
 
 import sys
 
+import pytest
 import yaml
 
 from .conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "tools"))
-from choose import read_history, selection_config  # noqa: E402
+from choose import read_history, selection_config, split_arguments  # noqa: E402
 
 
 def test_selection_config_drops_callbacks_and_logs_to_csv(tmp_path):
@@ -27,3 +28,17 @@ def test_selection_config_drops_callbacks_and_logs_to_csv(tmp_path):
 def test_read_history_merges_the_validation_rows_of_each_epoch(tmp_path):
     (tmp_path / "metrics.csv").write_text("epoch,step,train/loss,val/t/loss,val/t/acc\n0,3,0.9,,\n0,3,,0.7,0.5\n1,7,0.5,,\n1,7,,0.4,0.75\n")
     assert read_history(tmp_path) == [{"val/t/loss": 0.7, "val/t/acc": 0.5}, {"val/t/loss": 0.4, "val/t/acc": 0.75}]
+
+
+def test_split_arguments_for_seeded_shares_and_for_folds():
+    config = {"data": {"init_args": {"val_size": 0}}}
+    common, splits = split_arguments(config, "c.yaml", None, 0, 3, 0.1, ["--x=1"])
+    assert common == ["--data.init_args.val_size=0.1", "--x=1"]
+    assert splits == [[f"--data.init_args.seed={k}", f"--seed_everything={k}"] for k in range(3)]
+    common, splits = split_arguments(config, "c.yaml", 4, 7, 3, None, [])
+    assert common == ["--data.init_args.val_size=0.25", "--data.init_args.seed=7"]  # one fold assignment for all folds
+    assert splits == [[f"--data.init_args.val_fold={k}", f"--seed_everything={k}"] for k in range(4)]
+    with pytest.raises(SystemExit, match="trains without a validation split"):
+        split_arguments(config, "c.yaml", None, 0, 3, None, [])
+    with pytest.raises(SystemExit, match="drop --val_size"):
+        split_arguments(config, "c.yaml", 4, 0, 3, 0.1, [])

@@ -307,10 +307,11 @@ def overlap_stride(window: int, overlap: float) -> int:
 
 
 def split_subjects(
-    subjects: list[str], test: list[str] | None, val: list[str] | None, test_size: float, val_size: float, seed: int
+    subjects: list[str], test: list[str] | None, val: list[str] | None, test_size: float, val_size: float, seed: int, val_fold: int = 0
 ) -> dict[str, list[str]]:
     """Subjects of train/val/test: the listed ones, else a seeded ``test_size`` share of all
-    subjects for test and a ``val_size`` share of the rest for validation."""
+    subjects for test and a ``val_size`` share of the rest for validation (the ``val_fold``-th
+    share of a seeded order of the rest: folds of 1/val_size shares cover every subject once)."""
     known = sorted(set(subjects), key=_natural)
     for name, listed in (("test_subjects", test), ("val_subjects", val)):
         unknown = sorted(set(listed or []) - set(known), key=_natural)
@@ -323,7 +324,11 @@ def split_subjects(
     if val is None and val_size == 0:
         val = []  # no validation subjects: train on all the rest
     elif val is None:
-        val = sorted(np.random.default_rng(seed + 1).permutation(rest)[: max(1, int(round(len(rest) * val_size)))].tolist(), key=_natural)
+        size = max(1, int(round(len(rest) * val_size)))
+        val = sorted(np.random.default_rng(seed + 1).permutation(rest)[val_fold * size : (val_fold + 1) * size].tolist(), key=_natural)
+        if not val:
+            last = -(-len(rest) // size) - 1
+            raise SeqlabError(f"data.val_fold={val_fold} does not exist for {len(rest)} subjects in shares of {size}: folds run from 0 to {last}.")
     overlap = set(test) & set(val)
     if overlap:
         both = sorted(overlap, key=_natural)
@@ -519,6 +524,7 @@ class ActivityDataModule(SeqDataModule):
         val_subjects: list[int | str] | None = None,
         test_size: float = 0.3,
         val_size: float = 0.15,
+        val_fold: int = 0,
         batch_size: int = 64,
         eval_batch_size: int | None = None,
         bucket_pool: int = 50,
@@ -529,7 +535,7 @@ class ActivityDataModule(SeqDataModule):
         predict_input: str | None = None,
         preprocessing_from: str | None = None,
     ) -> None:
-        super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from)
+        super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from, val_fold)
         check_source(source, SOURCES, "activity")
         if source == "file" and not path:
             raise SeqlabError("data.source=file needs data.path: a .csv/.tsv/.parquet table or an .npz of signals (layout in the README).")
@@ -630,11 +636,11 @@ class ActivityDataModule(SeqDataModule):
     def _split_recordings(self, recs: list[Recording]) -> dict[str, list[Recording]]:
         if recs[0].official is not None:  # BasicMotions: official train/test, validation a stratified share of train cases
             train = [r for r in recs if r.official == "train"]
-            fit, val = stratified_split([int(r.labels[0]) for r in train], self.val_size, self.seed + 1)
+            fit, val = stratified_split([int(r.labels[0]) for r in train], self.val_size, self.seed + 1, self.val_fold)
             return {"train": [train[i] for i in fit], "val": [train[i] for i in val], "test": [r for r in recs if r.official == "test"]}
         key = (lambda r: r.subject) if self.split_by == "subject" else (lambda r: f"{r.subject}/{r.name}")
         test = self.test_subjects if self.test_subjects is not None else ([str(s) for s in HAPT_TEST_SUBJECTS] if self.source == "hapt" else None)
-        groups = split_subjects([key(r) for r in recs], test, self.val_subjects, self.test_size, self.val_size, self.seed)
+        groups = split_subjects([key(r) for r in recs], test, self.val_subjects, self.test_size, self.val_size, self.seed, self.val_fold)
         self.subject_split = groups
         return {name: [r for r in recs if key(r) in set(members)] for name, members in groups.items()}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import socket
@@ -141,11 +142,16 @@ def check_source(source: str, sources: Sequence[str], family: str) -> None:
         raise SeqlabError(f"Unknown {family} source {source!r}; choose one of {', '.join(sources)}.")
 
 
-def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(labels: Sequence[int], fraction: float, seed: int, fold: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic split of indices into (rest, held_out), ``fraction`` of each class held out
-    (none for 0)."""
+    (none for 0). ``fold`` k holds out the k-th such share of each class's seeded order instead of
+    the first: with fraction 1/K, folds 0..K-1 are disjoint and together hold out every index
+    once (K-fold cross-validation)."""
     if not 0.0 <= fraction < 1.0:
         raise SeqlabError(f"A split fraction must be at least 0 and below 1, got {fraction}.")
+    if fold < 0 or (fold > 0 and (fraction == 0 or fold * fraction >= 1 - 1e-9)):
+        last = math.ceil(1 / fraction - 1e-9) - 1 if fraction > 0 else 0
+        raise SeqlabError(f"data.val_fold={fold} does not exist for data.val_size={fraction}: folds run from 0 to {last}.")
     labels = np.asarray(labels)
     if fraction == 0:
         return np.arange(len(labels)), np.zeros(0, dtype=np.int64)
@@ -154,21 +160,23 @@ def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple
     for cls in np.unique(labels):
         idx = np.flatnonzero(labels == cls)
         rng.shuffle(idx)
-        held.append(idx[: int(round(len(idx) * fraction))])
+        held.append(idx[int(round(len(idx) * fraction * fold)) : int(round(len(idx) * fraction * (fold + 1)))])
     held_out = np.sort(np.concatenate(held))
     rest = np.setdiff1d(np.arange(len(labels)), held_out)
     return rest, held_out
 
 
-def train_val_test(y: np.ndarray, official: np.ndarray | None, test_size: float, val_size: float, seed: int) -> dict[str, np.ndarray]:
+def train_val_test(
+    y: np.ndarray, official: np.ndarray | None, test_size: float, val_size: float, seed: int, val_fold: int = 0
+) -> dict[str, np.ndarray]:
     """Row indices of train/val/test: the official train/test split when there is one, else a
     stratified seeded ``test_size`` share; validation is a stratified ``val_size`` share of train
-    (none when val_size is 0: training on the whole training split)."""
+    (none when val_size is 0: training on the whole training split), the ``val_fold``-th one."""
     if official is not None:
         train_idx, test_idx = np.flatnonzero(official == "train"), np.flatnonzero(official == "test")
     else:
         train_idx, test_idx = stratified_split(y, test_size, seed)
-    fit, val = stratified_split(y[train_idx], val_size, seed + 1)
+    fit, val = stratified_split(y[train_idx], val_size, seed + 1, val_fold)
     parts = {"train": train_idx[fit], "val": train_idx[val], "test": test_idx}
     for name, idx in parts.items():
         if len(idx) == 0 and not (name == "val" and val_size == 0):

@@ -179,6 +179,7 @@ class DnaDataModule(SeqDataModule):
         truncation: Literal["head", "tail"] = "head",
         test_size: float = 0.2,
         val_size: float = 0.1,
+        val_fold: int = 0,
         batch_size: int = 64,
         eval_batch_size: int | None = None,
         bucket_pool: int = 50,
@@ -189,7 +190,7 @@ class DnaDataModule(SeqDataModule):
         predict_input: str | list[str] | None = None,
         preprocessing_from: str | None = None,
     ) -> None:
-        super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from)
+        super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from, val_fold)
         check_source(source, SOURCES, "DNA")
         if encoding not in ENCODINGS:
             raise SeqlabError(f"Unknown DNA encoding {encoding!r}; choose one of {', '.join(ENCODINGS)}.")
@@ -269,7 +270,7 @@ class DnaDataModule(SeqDataModule):
                 keep.append(i)
         y, names = encode_labels([raw_labels[i] for i in keep], self.labels, self.label_column)
         codes = [self._truncate(codes[i]) for i in keep]
-        parts = train_val_test(y, None if split is None else split[keep], self.test_size, self.val_size, self.seed)
+        parts = train_val_test(y, None if split is None else split[keep], self.test_size, self.val_size, self.seed, self.val_fold)
         return {"labels": names, "duplicates": len(ids) - len(keep), "splits": {k: ([codes[i] for i in v], y[v]) for k, v in parts.items()}}
 
     def _truncate(self, codes: np.ndarray) -> np.ndarray:

@@ -55,14 +55,18 @@ class SeqDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         preprocessing_from: str | None = None,
+        val_fold: int = 0,
     ) -> None:
         super().__init__()
+        if val_fold < 0:
+            raise SeqlabError(f"data.val_fold counts validation shares from 0; got {val_fold}.")
         self.task_name = task_name
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size * 2
         self.bucket_pool = bucket_pool
         self.num_workers = num_workers
         self.seed = seed
+        self.val_fold = val_fold  # which val_size share of the training split validates (cross-validation folds)
         self.preprocessing_from = preprocessing_from
         self.preprocessing: dict[str, Any] | None = None
         self.splits: dict[str, SequenceDataset] = {}

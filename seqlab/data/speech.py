@@ -299,6 +299,7 @@ class SpeechDataModule(SeqDataModule):
         augment_offset: float = 0.0,
         test_size: float = 0.2,
         val_size: float = 0.1,
+        val_fold: int = 0,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         bucket_pool: int = 50,
@@ -309,7 +310,7 @@ class SpeechDataModule(SeqDataModule):
         predict_input: str | None = None,
         preprocessing_from: str | None = None,
     ) -> None:
-        super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from)
+        super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from, val_fold)
         check_source(source, SOURCES, "speech")
         if source in ("file", "wav_folder") and not path:
             raise SeqlabError(f"data.source={source} needs data.path: " + ("a .npz of frames." if source == "file" else "a folder of <label>/*.wav."))
@@ -402,7 +403,7 @@ class SpeechDataModule(SeqDataModule):
         arrays, raw_labels, split = self._records()
         column = {"hub": self.label_column, "wav_folder": "folder names"}.get(self.source, "y")
         y, names = encode_labels(raw_labels, self.labels, column)
-        parts = train_val_test(y, split, self.test_size, self.val_size, self.seed)
+        parts = train_val_test(y, split, self.test_size, self.val_size, self.seed, self.val_fold)
         return {"labels": names, "splits": {k: ([arrays[i] for i in v], y[v]) for k, v in parts.items()}}
 
     # -- preprocessing, splits, batches ------------------------------------------------------------

@@ -109,6 +109,7 @@ class TextDataModule(SeqDataModule):
         labels: list[str] | None = None,
         test_size: float = 0.5,
         val_size: float = 0.1,
+        val_fold: int = 0,
         max_length: int = 400,
         truncation: Literal["head", "tail"] = "head",
         lowercase: bool = True,
@@ -125,7 +126,7 @@ class TextDataModule(SeqDataModule):
         predict_input: str | list[str] | None = None,
         preprocessing_from: str | None = None,
     ) -> None:
-        super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from)
+        super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from, val_fold)
         check_source(source, SOURCES, "text")
         if source == "file" and not path:
             raise SeqlabError("data.source=file needs data.path: a .csv, .tsv, .jsonl or .parquet file.")
@@ -196,7 +197,7 @@ class TextDataModule(SeqDataModule):
         y, names = encode_labels(df["label"].tolist(), self.labels, self.label_column)
         texts = df["text"].tolist()
         official = df["split"].to_numpy() if df["split"].notna().all() else None
-        parts = train_val_test(y, official, self.test_size, self.val_size, self.seed)
+        parts = train_val_test(y, official, self.test_size, self.val_size, self.seed, self.val_fold)
         return {"labels": names, "splits": {k: ([texts[i] for i in idx], y[idx]) for k, idx in parts.items()}}
 
     # -- preprocessing and splits ----------------------------------------------------------------
@@ -207,7 +208,7 @@ class TextDataModule(SeqDataModule):
                 "source": self._source_identity(),
                 "columns": [self.text_column, self.label_column],
                 "labels": self.labels,
-                "split": [self.test_size, self.val_size, self.seed],
+                "split": [self.test_size, self.val_size, self.seed, self.val_fold],
                 "tokens": [self.lowercase, self.min_freq, self.max_vocab, self.max_length, self.truncation],
             }
         )
