@@ -140,6 +140,9 @@ def test_subject_folds_validate_each_training_subject_once(signals_csv):
     assert all(len(f["val"]) == 1 and f["val"][0] not in f["train"] and len(f["train"]) == 3 for f in folds)
     with pytest.raises(SeqlabError, match="val_fold=4 does not exist for 4 subjects.*from 0 to 3"):
         split(4)
+    with pytest.raises(SeqlabError, match="needs data.val_size > 0 and data.val_subjects: null"):
+        dm = ActivityDataModule(source="file", path=str(signals_csv), window=50, test_subjects=["p0", "p1"], val_subjects=["p2"], val_fold=1)
+        dm.setup("fit")
     with pytest.raises(SeqlabError, match="counts validation shares from 0"):
         ActivityDataModule(source="file", path=str(signals_csv), val_fold=-1)
 

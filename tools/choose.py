@@ -11,11 +11,12 @@ k < K, so the K validation shares are disjoint and every training case is valida
 (with equal folds the mean validation accuracy is that of all training cases). Each fit runs
 from a copy of the config without checkpoints, plots or W&B, logging to CSV in a temporary
 folder. For each variant the script reports, averaged over splits, the best value of the
-config's checkpoint metric (its ModelCheckpoint ``monitor``, or ``--monitor``), the
-validation accuracy at that epoch, and the metric and the accuracy at the last epoch (what training on the whole
-training split for the fixed number of epochs keeps). A config that trains without validation (``data.val_size:
-0``) needs ``--val_size``. Prints a table and writes tools/results/choose_<config>.json. The test split is never
-evaluated: choose with this, then run tools/bench_fit.py on the chosen config once.
+config's checkpoint metric (its ModelCheckpoint ``monitor``, or ``--monitor``), the validation
+accuracy at that epoch, and the metric and the accuracy at the last epoch (what training on the
+whole training split for the fixed number of epochs keeps). A config that trains without
+validation (``data.val_size: 0``) needs ``--val_size`` or ``--folds``. Prints a table and writes
+tools/results/choose_<config>.json. The test split is never evaluated: choose with this, then
+run tools/bench_fit.py on the chosen config once.
 """
 
 from __future__ import annotations
@@ -87,8 +88,10 @@ def split_arguments(
     return common, [[f"--data.init_args.seed={k}", f"--seed_everything={k}"] for k in range(splits)]
 
 
-def fit_once(config: Path, variant: list[str], common: list[str], split: list[str], threads: int, monitor: str, mode: str, log_dir: Path) -> dict:
-    """One fit with the split's overrides (``data.seed``/``data.val_fold``, ``seed_everything``)."""
+def fit_once(
+    config: Path, variant: list[str], common: list[str], split: int, split_args: list[str], threads: int, monitor: str, mode: str, log_dir: Path
+) -> dict:
+    """Fit split number ``split`` with its overrides (``data.seed``/``data.val_fold``, ``seed_everything``)."""
     cmd = [
         sys.executable,
         "-m",
@@ -98,7 +101,7 @@ def fit_once(config: Path, variant: list[str], common: list[str], split: list[st
         str(config),
         *common,
         *variant,
-        *split,
+        *split_args,
     ]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), WANDB_MODE="disabled", PYTHONWARNINGS="ignore")
     start = time.perf_counter()
@@ -110,7 +113,7 @@ def fit_once(config: Path, variant: list[str], common: list[str], split: list[st
     best = (min if mode == "min" else max)(range(len(scores)), key=scores.__getitem__)
     acc_key = monitor.rsplit("/", 1)[0] + "/acc" if monitor.endswith("/loss") else monitor
     return {
-        "split": int(split[-1].rsplit("=", 1)[1]),
+        "split": split,
         "best_epoch": best,
         "best_monitor": scores[best],
         "val_acc_at_best": history[best].get(acc_key),
@@ -157,7 +160,7 @@ def main() -> None:
                 monitor, mode = args.monitor, args.mode or ("min" if args.monitor.endswith("loss") else "max")
             path = work / f"{name}-{split}.yaml"
             path.write_text(yaml.safe_dump(config))
-            jobs.append((name, (path, shlex.split(overrides), common, split_args, threads, monitor, mode, log_dir)))
+            jobs.append((name, (path, shlex.split(overrides), common, split, split_args, threads, monitor, mode, log_dir)))
     result_name = args.name or "choose_" + Path(args.config).stem
     runs: dict[str, list[dict]] = {}
 

@@ -321,6 +321,10 @@ def split_subjects(
     if test is None:
         test = sorted(rng.permutation(known)[: max(1, int(round(len(known) * test_size)))].tolist(), key=_natural)
     rest = [s for s in known if s not in test]
+    if val_fold and (val is not None or val_size == 0):
+        raise SeqlabError(
+            f"data.val_fold={val_fold} picks one data.val_size share of the subjects: it needs data.val_size > 0 and data.val_subjects: null."
+        )
     if val is None and val_size == 0:
         val = []  # no validation subjects: train on all the rest
     elif val is None:
