@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,14 +122,41 @@ def precision_recall(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return hits / counts.sum(0).clamp(min=1), hits / counts.sum(1).clamp(min=1)
 
 
+class Redraw:
+    """Drawings during a fit at most once per ``every_seconds``, the latest of each always at the end.
+
+    A matplotlib PNG takes 0.2-0.5 s, longer than a whole epoch of a small dataset: redrawn every
+    epoch it would double the fit. ``later(key, draw)`` keeps the newest ``draw`` per key and runs
+    the pending ones when ``every_seconds`` have passed since the last run; ``flush()`` runs them now.
+    """
+
+    def __init__(self, every_seconds: float) -> None:
+        self.every_seconds = every_seconds
+        self.pending: dict[str, Callable[[], Any]] = {}
+        self.last = -math.inf
+
+    def later(self, key: str, draw: Callable[[], Any]) -> None:
+        self.pending[key] = draw
+        if time.monotonic() - self.last >= self.every_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        for draw in self.pending.values():
+            draw()
+        self.pending.clear()
+        self.last = time.monotonic()
+
+
 class ConfusionMatrixLogger(L.Callback):
     """Per task, after each validation and test epoch: a confusion matrix, and per-class precision
     and recall logged as ``{stage}/{task}/precision/{label}`` (and ``recall``). The matrix goes to
     W&B (``{stage}/{task}/confusion_matrix``) when a WandbLogger is active, else to
-    ``plots/{stage}_{task}_confusion.png``."""
+    ``plots/{stage}_{task}_confusion.png``: during a fit redrawn at most every ``every_seconds``
+    (and for the last validation at the end), after ``validate`` and ``test`` at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, every_seconds: float = 30.0) -> None:
         self.counts: dict[str, torch.Tensor] = {}
+        self.redraw = Redraw(every_seconds)
 
     def _start(self) -> None:
         self.counts = {}
@@ -161,8 +192,19 @@ class ConfusionMatrixLogger(L.Callback):
                 chart = wandb.plot.confusion_matrix(y_true=y_true, preds=preds, class_names=labels, title=f"{stage} {task}")
                 logger.log_metrics({f"{stage}/{task}/confusion_matrix": chart}, step=trainer.global_step)
             else:
-                fig = confusion_figure(counts, labels, f"{stage} {task} · epoch {trainer.current_epoch}")
-                save_png(fig, plots_dir(trainer) / f"{stage}_{task}_confusion.png")
+                title, path = f"{stage} {task} · epoch {trainer.current_epoch}", plots_dir(trainer) / f"{stage}_{task}_confusion.png"
+                self.redraw.later(
+                    path.name, lambda counts=counts, labels=labels, title=title, path=path: save_png(confusion_figure(counts, labels, title), path)
+                )
+                if trainer.state.fn != "fit":
+                    self.redraw.flush()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.redraw.flush()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        with contextlib.suppress(Exception):  # the latest figure if it can be drawn; never hide the real error
+            self.redraw.flush()
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start()
@@ -198,12 +240,14 @@ class GradNormLogger(L.Callback):
 
 class TrainingCurves(L.Callback):
     """Without an active WandbLogger, draws loss and accuracy per epoch of every
-    ``train|val/{task}/loss|acc`` metric to ``plots/curves.png`` after each training epoch."""
+    ``train|val/{task}/loss|acc`` metric to ``plots/curves.png``: after a training epoch when
+    ``every_seconds`` have passed since the last drawing, and at the end of the fit."""
 
     KEYS = ("loss", "acc")
 
-    def __init__(self) -> None:
+    def __init__(self, every_seconds: float = 30.0) -> None:
         self.history: dict[str, list[tuple[int, float]]] = {}
+        self.redraw = Redraw(every_seconds)
 
     def _record(self, trainer: L.Trainer, stage: str) -> None:
         for key, value in trainer.callback_metrics.items():
@@ -219,7 +263,15 @@ class TrainingCurves(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._record(trainer, "train")
         if trainer.is_global_zero and active_wandb_logger(trainer) is None and self.history:
-            save_png(self.figure(), plots_dir(trainer) / "curves.png")
+            path = plots_dir(trainer) / "curves.png"
+            self.redraw.later("curves", lambda: save_png(self.figure(), path))  # the history as it is when drawn
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.redraw.flush()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        with contextlib.suppress(Exception):  # the latest figure if it can be drawn; never hide the real error
+            self.redraw.flush()
 
     def figure(self):
         from matplotlib.figure import Figure

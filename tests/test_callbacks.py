@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from seqlab.callbacks import ConfusionMatrixLogger, TrainingCurves, precision_recall
+from seqlab.callbacks import ConfusionMatrixLogger, Redraw, TrainingCurves, precision_recall
 from seqlab.cli import main
 from seqlab.loggers import _leveldb_records, read_offline_run
 
@@ -138,6 +138,7 @@ def test_without_wandb_png_confusion_matrix_and_training_curves(reviews_csv, tmp
     assert float(metrics["val/imdb/precision/positive"]) == pytest.approx(float(precision[1]), abs=1e-6)
     assert float(metrics["val/imdb/recall/negative"]) == pytest.approx(float(recall[0]), abs=1e-6)
 
+    assert callbacks[TrainingCurves].redraw.pending == {} and callbacks[ConfusionMatrixLogger].redraw.pending == {}  # drawn at the end
     history = callbacks[TrainingCurves].history
     for key in ("train/imdb/loss", "train/imdb/acc", "val/imdb/loss", "val/imdb/acc"):
         assert [epoch for epoch, _ in history[key]] == [0, 1], key
@@ -145,6 +146,22 @@ def test_without_wandb_png_confusion_matrix_and_training_curves(reviews_csv, tmp
 
     cli.trainer.test(cli.model, datamodule=cli.datamodule)
     assert (plots / "test_imdb_confusion.png").read_bytes().startswith(PNG)
+
+
+def test_redraw_runs_the_newest_drawing_per_key_at_most_once_per_interval():
+    drawn = []
+    redraw = Redraw(every_seconds=1e9)
+    redraw.later("curves", lambda: drawn.append("curves 0"))  # nothing drawn yet: at once
+    for epoch in (1, 2):
+        redraw.later("curves", lambda epoch=epoch: drawn.append(f"curves {epoch}"))
+        redraw.later("confusion", lambda epoch=epoch: drawn.append(f"confusion {epoch}"))
+    assert drawn == ["curves 0"]
+    redraw.flush()  # end of fit: the newest of each
+    assert drawn == ["curves 0", "curves 2", "confusion 2"] and redraw.pending == {}
+    every_time = Redraw(every_seconds=0)
+    for epoch in range(3):
+        every_time.later("curves", lambda epoch=epoch: drawn.append(epoch))
+    assert drawn[-3:] == [0, 1, 2]
 
 
 def flatten(config: dict, prefix: str = "") -> set[str]:

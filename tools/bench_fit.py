@@ -4,7 +4,9 @@
 
 Prints a JSON summary and writes it to tools/results/<config name>.json. fit_seconds is the
 whole `fit` command, data loading included; on a first run it also includes the one-time
-download and cache build, so time a second run.
+download and cache build, so time a second run. The fit runs without a logger
+(``--trainer.logger=false``, which an override can turn back on): W&B is not timed, and the
+PNG callbacks draw instead.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def machine() -> str:
 
 def run(config: str, name: str, overrides: list[str]) -> dict:
     start = time.perf_counter()
-    cli = main(["fit", "--config", config, "--trainer.callbacks+=seqlab.callbacks.EpochTimer", *overrides])
+    cli = main(["fit", "--config", config, "--trainer.logger=false", "--trainer.callbacks+=seqlab.callbacks.EpochTimer", *overrides])
     fit_seconds = time.perf_counter() - start
     trainer = cli.trainer
     timer = next(cb for cb in trainer.callbacks if isinstance(cb, EpochTimer))
