@@ -147,7 +147,22 @@ class Redraw:
         self.last = time.monotonic()
 
 
-class ConfusionMatrixLogger(L.Callback):
+class RedrawCallback(L.Callback):
+    """A callback whose PNGs go through a ``Redraw``: what is pending is drawn when training ends
+    or stops on an error."""
+
+    def __init__(self, every_seconds: float) -> None:
+        self.redraw = Redraw(every_seconds)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.redraw.flush()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        with contextlib.suppress(Exception):  # the latest figure if it can be drawn; never hide the real error
+            self.redraw.flush()
+
+
+class ConfusionMatrixLogger(RedrawCallback):
     """Per task, after each validation and test epoch: a confusion matrix, and per-class precision
     and recall logged as ``{stage}/{task}/precision/{label}`` (and ``recall``). The matrix goes to
     W&B (``{stage}/{task}/confusion_matrix``) when a WandbLogger is active, else to
@@ -155,8 +170,8 @@ class ConfusionMatrixLogger(L.Callback):
     (and for the last validation at the end), after ``validate`` and ``test`` at once."""
 
     def __init__(self, every_seconds: float = 30.0) -> None:
+        super().__init__(every_seconds)
         self.counts: dict[str, torch.Tensor] = {}
-        self.redraw = Redraw(every_seconds)
 
     def _start(self) -> None:
         self.counts = {}
@@ -199,13 +214,6 @@ class ConfusionMatrixLogger(L.Callback):
                 if trainer.state.fn != "fit":
                     self.redraw.flush()
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.redraw.flush()
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        with contextlib.suppress(Exception):  # the latest figure if it can be drawn; never hide the real error
-            self.redraw.flush()
-
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start()
 
@@ -238,7 +246,7 @@ class GradNormLogger(L.Callback):
             pl_module.log("train/grad_norm", torch.linalg.vector_norm(torch.stack(norms), self.norm_type), on_step=True, on_epoch=False)
 
 
-class TrainingCurves(L.Callback):
+class TrainingCurves(RedrawCallback):
     """Without an active WandbLogger, draws loss and accuracy per epoch of every
     ``train|val/{task}/loss|acc`` metric to ``plots/curves.png``: after a training epoch when
     ``every_seconds`` have passed since the last drawing, and at the end of the fit."""
@@ -246,8 +254,8 @@ class TrainingCurves(L.Callback):
     KEYS = ("loss", "acc")
 
     def __init__(self, every_seconds: float = 30.0) -> None:
+        super().__init__(every_seconds)
         self.history: dict[str, list[tuple[int, float]]] = {}
-        self.redraw = Redraw(every_seconds)
 
     def _record(self, trainer: L.Trainer, stage: str) -> None:
         for key, value in trainer.callback_metrics.items():
@@ -265,13 +273,6 @@ class TrainingCurves(L.Callback):
         if trainer.is_global_zero and active_wandb_logger(trainer) is None and self.history:
             path = plots_dir(trainer) / "curves.png"
             self.redraw.later("curves", lambda: save_png(self.figure(), path))  # the history as it is when drawn
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.redraw.flush()
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        with contextlib.suppress(Exception):  # the latest figure if it can be drawn; never hide the real error
-            self.redraw.flush()
 
     def figure(self):
         from matplotlib.figure import Figure
