@@ -321,7 +321,8 @@ def save_png(fig, path: Path) -> Path:
 
 class GateFigures(L.Callback):
     """At the end of a fit, the ``seqlab explain`` figure (gates, cell state, attributions) of the
-    first validation sequence of every task: to W&B (``gates/<task>``) when a WandbLogger is
+    first validation sequence of every task (the first training sequence when a config trains
+    without validation, ``data.val_size: 0``): to W&B (``gates/<task>``) when a WandbLogger is
     active, else ``plots/gates_<task>.png``. ``max_steps`` keeps the figure readable."""
 
     def __init__(self, max_steps: int = 60, attribution_steps: int = 16) -> None:
@@ -336,15 +337,16 @@ class GateFigures(L.Callback):
         datamodule = trainer.datamodule
         modules = getattr(datamodule, "tasks", None) or {getattr(datamodule, "task_name", ""): datamodule}
         for task, module in modules.items():
-            val = getattr(module, "splits", {}).get("val")
-            if task not in pl_module.specs or not val:
+            splits = getattr(module, "splits", {})
+            split = "val" if splits.get("val") else "train"
+            if task not in pl_module.specs or not splits.get(split):
                 continue
-            batch = module.collate("val")([val[0]])
+            batch = module.collate("val")([splits[split][0]])  # without training augmentation
             x = batch["x"][0, : min(int(batch["lengths"][0]), self.max_steps)].to(pl_module.device)  # (T,) or (T, F)
             vocab = (module.preprocessing or {}).get("vocab")
             tokens = [vocab[i] for i in x.tolist()] if vocab and x.dim() == 1 else [str(t) for t in range(len(x))]
             with torch.enable_grad():
                 trace = trace_input(pl_module, task, x, tokens, attribution_steps=self.attribution_steps)
-            fig = draw_gates(trace, title=f"{task}: first validation sequence")
+            fig = draw_gates(trace, title=f"{task}: first {'validation' if split == 'val' else 'training'} sequence")
             if not log_figure_to_wandb(trainer, f"gates/{task}", fig):
                 save_png(fig, plots_dir(trainer) / f"gates_{task}.png")

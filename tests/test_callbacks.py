@@ -180,7 +180,9 @@ def test_sweep_parameters_are_cli_keys_and_reach_the_config(capsys):
     config = str(ROOT / "configs" / "imdb.yaml")
     with pytest.raises(SystemExit):
         main(["fit", "--config", config, "--print_config"])
-    keys = flatten(yaml.safe_load(capsys.readouterr().out))
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    assert sweep["project"] == resolved["trainer"]["logger"]["init_args"]["project"]  # the sweep lives where its runs log
+    keys = flatten(resolved)
     params = sweep["parameters"]
     assert {"model.hidden_size", "model.num_layers", "model.optimizer.init_args.lr", "data.init_args.max_length"} <= set(params)
     assert set(params) <= keys, set(params) - keys

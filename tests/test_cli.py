@@ -177,9 +177,11 @@ def test_fit_without_validation_keeps_the_last_epoch(reviews_csv, tmp_path, caps
     assert "monitors 'val/" in capsys.readouterr().err
     last_epoch = tmp_path / "last_epoch.yaml"
     checkpoint = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"dirpath": str(tmp_path / "ckpt"), "monitor": None}}
-    last_epoch.write_text(json.dumps({"trainer": {"callbacks": [checkpoint]}}))
+    gates = {"class_path": "seqlab.callbacks.GateFigures"}
+    last_epoch.write_text(json.dumps({"trainer": {"callbacks": [checkpoint, gates]}}))
     cli = main(["fit", *tiny_text_args(reviews_csv, "--data.val_size=0", "--trainer.max_epochs=2", "--config", str(last_epoch))])
     assert len(cli.datamodule.splits["val"]) == 0 and sum(cli.trainer.num_val_batches) == 0
+    assert (tmp_path / "plots" / "gates_imdb.png").read_bytes().startswith(b"\x89PNG")  # of the first training text
     # the last epoch's checkpoint; all 180 training texts, 12 batches an epoch
     assert Path(cli.trainer.checkpoint_callback.best_model_path).name == "epoch=1-step=24.ckpt"
     assert cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best")[0]["test/imdb/acc"] >= 0

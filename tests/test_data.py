@@ -85,6 +85,19 @@ def test_bucket_sampler_covers_everything_once_with_little_padding():
     assert list(sampler) == batches  # and reproducible
 
 
+def test_bucket_sampler_starts_a_new_order_when_iterated_again_within_an_epoch():
+    lengths = np.arange(1, 193)  # 24 batches: no rank wraps around below
+    sampler = BucketBatchSampler(lengths, 8, seed=0)
+    first, second = list(sampler), list(sampler)  # a multi-task run restarts a task that ran out
+    assert second != first and sorted(i for b in second for i in b) == list(range(192))
+    sampler.set_epoch(0)
+    assert list(sampler) == first and list(sampler) == second  # reproducible per (epoch, pass)
+    ranks = [BucketBatchSampler(lengths, 8, seed=0, num_replicas=2, rank=r) for r in (0, 1)]
+    for _ in range(2):  # every rank takes the same new order: still disjoint shares
+        shares = [{tuple(b) for b in r} for r in ranks]
+        assert shares[0].isdisjoint(shares[1])
+
+
 def test_bucket_sampler_gives_ranks_distinct_equal_shares():
     lengths = np.arange(1, 101)
     shares = [list(BucketBatchSampler(lengths, 8, seed=0, num_replicas=2, rank=r)) for r in (0, 1)]
@@ -206,6 +219,11 @@ def test_predict_input_from_text_and_jsonl_files(tmp_path, reviews_csv):
     assert dm.predict_texts() == ["great"]
     dm.predict_input = ["a", "b"]
     assert len(dm.predict_dataset()) == 2
+    dm.predict_input = "a fine film.txt"  # not one word: a text, though it ends like a file name
+    assert dm.predict_texts() == ["a fine film.txt"]
+    dm.predict_input = str(tmp_path / "reviews.txt")  # a mistyped path is not predicted on as a text
+    with pytest.raises(SeqlabError, match="reviews.txt'?: no such file"):
+        dm.predict_texts()
 
 
 def test_token_dropout_only_in_training_and_never_on_padding(tmp_path, reviews_csv):

@@ -132,6 +132,9 @@ def test_predict_from_strings_and_fasta(tmp_path):
     dm.predict_input = str(tmp_path / "x.fa")
     batch = next(iter(dm.predict_dataloader()))
     assert "x_rc" in batch and batch["x"].shape == batch["x_rc"].shape
+    dm.predict_input = str(tmp_path / "y.fa")
+    with pytest.raises(SeqlabError, match="y.fa'?: no such file"):
+        dm.predict_dataset()
 
 
 def test_splice_archive_matches_its_documented_counts():

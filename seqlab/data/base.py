@@ -142,6 +142,19 @@ def check_source(source: str, sources: Sequence[str], family: str) -> None:
         raise SeqlabError(f"Unknown {family} source {source!r}; choose one of {', '.join(sources)}.")
 
 
+def is_input_file(source: Any, suffixes: Sequence[str]) -> bool:
+    """Whether a ``data.predict_input`` string names a file to read rather than being the input
+    itself; a string that looks like a file name (one word with one of ``suffixes``) but names
+    no file is an error, so a mistyped path is not predicted on as text."""
+    if not isinstance(source, str):
+        return False
+    if Path(source).is_file():
+        return True
+    if len(source.split()) == 1 and Path(source).suffix.lower() in suffixes:
+        raise SeqlabError(f"data.predict_input {source!r}: no such file. Check the path, or give a list of inputs to predict on them as they are.")
+    return False
+
+
 def stratified_split(labels: Sequence[int], fraction: float, seed: int, fold: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic split of indices into (rest, held_out), ``fraction`` of each class held out
     (none for 0). ``fold`` k holds out the k-th such share of each class's seeded order instead of
@@ -205,7 +218,9 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
     """Batches of similar length: shuffled pools of ``pool`` batches, sorted within a pool.
 
     Without ``shuffle`` it sorts everything by length (evaluation: least padding, fixed order).
-    ``num_replicas``/``rank`` give each process of a distributed run its own share.
+    ``num_replicas``/``rank`` give each process of a distributed run its own share. The order
+    depends on the seed, the epoch and how often it was iterated in that epoch (a task of a
+    multi-task run that runs out of batches starts a new order, not the same one again).
     """
 
     def __init__(
@@ -226,9 +241,11 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.num_replicas = num_replicas
         self.rank = rank
         self.epoch = 0
+        self.passes = 0  # iterations since the last set_epoch
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        self.passes = 0
 
     @property
     def sampler(self) -> BucketBatchSampler:
@@ -240,7 +257,7 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         if not self.shuffle:
             order = np.argsort(-self.lengths, kind="stable")
             return [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
-        rng = np.random.default_rng(self.seed + self.epoch)
+        rng = np.random.default_rng(self.seed + self.epoch if self.passes == 0 else [self.seed, self.epoch, self.passes])
         order = rng.permutation(n)
         batches = []
         step = self.batch_size * self.pool
@@ -253,6 +270,7 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         batches = self._batches()
+        self.passes += 1
         if self.num_replicas > 1:
             # Every rank gets the same number of batches (wrapping around), so no rank waits forever.
             per_rank = -(-len(batches) // self.num_replicas)

@@ -29,6 +29,7 @@ from seqlab.data.base import (
     check_source,
     encode_labels,
     fetch_member,
+    is_input_file,
     load_hub_table,
     pad_batch,
     read_table,
@@ -308,7 +309,7 @@ class DnaDataModule(SeqDataModule):
         source = self.predict_input
         if source is None:
             raise SeqlabError("predict needs data.predict_input: a FASTA file, a text file (one sequence a line) or a list of strings.")
-        if isinstance(source, str) and Path(source).is_file():
+        if is_input_file(source, (".txt", ".fa", ".fasta", ".fna", ".csv", ".tsv")):
             text = Path(source).read_text()
             if text.lstrip().startswith(">"):
                 records = [(rid, seq) for rid, _, seq in parse_fasta(source)]

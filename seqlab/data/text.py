@@ -22,6 +22,7 @@ from seqlab.data.base import (
     encode_labels,
     fetch_member,
     fingerprint,
+    is_input_file,
     load_hub_table,
     read_table,
     require_columns,
@@ -282,7 +283,7 @@ class TextDataModule(SeqDataModule):
         source = self.predict_input
         if source is None:
             raise SeqlabError("predict needs data.predict_input: a .txt file (one text a line), a .jsonl file, or a list of strings.")
-        if isinstance(source, str) and Path(source).is_file():
+        if is_input_file(source, (".txt", ".jsonl", ".csv", ".tsv")):
             path = Path(source)
             if path.suffix == ".jsonl":
                 rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
