@@ -24,6 +24,18 @@ class SeqlabCLI(LightningCLI):
         # seqlab's length-bucketing samplers give each process its own share themselves.
         parser.set_defaults({"trainer.use_distributed_sampler": False})
 
+    def _parse_ckpt_path(self) -> None:
+        """Lightning reads the checkpoint's hyperparameters here, before any seqlab check runs: a
+        file that is no checkpoint (or a damaged one) stops with a message, not a torch traceback."""
+        try:
+            super()._parse_ckpt_path()
+        except Exception as err:
+            ckpt = self.config[self.config["subcommand"]].get("ckpt_path")
+            raise SeqlabError(
+                f"Checkpoint {ckpt} could not be read ({type(err).__name__}: {err}). It is not a seqlab/Lightning checkpoint "
+                "or it is damaged: give --ckpt_path a .ckpt file that a fit wrote."
+            ) from err
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         ckpt = config.get("ckpt_path")

@@ -189,6 +189,23 @@ def test_nan_sample_is_an_error_naming_subject_recording_and_row(tmp_path):
         file_dm(path).ensure_preprocessing()
 
 
+def test_one_class_and_unreadable_npz_are_errors(tmp_path):
+    path = tmp_path / "one.csv"
+    make_signals().assign(label="walk").to_csv(path, index=False)
+    with pytest.raises(SeqlabError, match=r"the data has one class \(\['walk'\]\); classification needs at least two"):
+        file_dm(path).ensure_preprocessing()
+    npz = tmp_path / "s.npz"
+    npz.write_text("a,b\n1,2\n")  # a CSV with the wrong name
+    with pytest.raises(SeqlabError, match="could not be read as an .npz of numeric arrays"):
+        file_dm(npz).ensure_preprocessing()
+    np.savez(npz, signals=np.array([["1", "x"]] * 4))
+    with pytest.raises(SeqlabError, match=r"'signals' must be numbers of shape \(samples, channels\); it is <U1 of shape \(4, 2\)"):
+        file_dm(npz).ensure_preprocessing()
+    np.savez(npz, signals=np.zeros(8))
+    with pytest.raises(SeqlabError, match=r"it is float64 of shape \(8,\)"):
+        file_dm(npz).ensure_preprocessing()
+
+
 def test_missing_subject_column_with_a_subject_split(tmp_path):
     path = tmp_path / "nosubject.csv"
     make_signals().drop(columns="subject").to_csv(path, index=False)

@@ -92,6 +92,15 @@ def test_checkpoint_of_another_task_is_refused_with_its_tasks(reviews_csv):
     assert exit_info.value.code == 2
 
 
+def test_a_file_that_is_no_checkpoint_is_refused_with_a_message(reviews_csv, tmp_path, capsys):
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(b"PK\x03\x04 not a checkpoint")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["test", *tiny_text_args(reviews_csv), f"--ckpt_path={broken}"])
+    assert exit_info.value.code == 2
+    assert f"Checkpoint {broken} could not be read" in capsys.readouterr().err
+
+
 def test_checkpoint_of_another_task_message(reviews_csv, capsys):
     best = fit_tiny(reviews_csv, "--trainer.max_epochs=1").trainer.checkpoint_callback.best_model_path
     with pytest.raises(SystemExit):
@@ -167,7 +176,7 @@ def test_python_dash_m_seqlab_in_a_subprocess(reviews_csv, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     bad = subprocess.run([sys.executable, "-m", "seqlab", "fit", "--data.no_such_key=1"], capture_output=True, text=True, env=env, timeout=120)
-    assert bad.returncode != 0
+    assert bad.returncode == 2 and "no_such_key" in bad.stderr
 
 
 def test_fit_without_validation_keeps_the_last_epoch(reviews_csv, tmp_path, capsys):
@@ -184,4 +193,5 @@ def test_fit_without_validation_keeps_the_last_epoch(reviews_csv, tmp_path, caps
     assert (tmp_path / "plots" / "gates_imdb.png").read_bytes().startswith(b"\x89PNG")  # of the first training text
     # the last epoch's checkpoint; all 180 training texts, 12 batches an epoch
     assert Path(cli.trainer.checkpoint_callback.best_model_path).name == "epoch=1-step=24.ckpt"
-    assert cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best")[0]["test/imdb/acc"] >= 0
+    trained = cli.trainer.test(cli.model, datamodule=cli.datamodule)[0]  # the weights the fit ended with
+    assert cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best")[0] == trained  # are the ones kept

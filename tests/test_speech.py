@@ -275,6 +275,9 @@ def test_frame_file_bad_inputs(tmp_path):
     np.savez(tmp_path / "sum.npz", X=np.concatenate(arrays), lengths=[3] * 40, y=y)
     with pytest.raises(SeqlabError, match="sum to the"):
         load_frames(tmp_path / "sum.npz")
+    (tmp_path / "table.npz").write_text("a,b\n1,2\n")  # a CSV under another name
+    with pytest.raises(SeqlabError, match=r"table\.npz is not a \.npy/\.npz file"):
+        load_frames(tmp_path / "table.npz")
     np.savez(tmp_path / "obj.npz", X=np.array([a for a in arrays[:3]], dtype=object))
     with pytest.raises(SeqlabError, match="without unpickling"):
         load_frames(tmp_path / "obj.npz")
@@ -507,6 +510,10 @@ def test_predict_inputs_and_their_errors(tmp_path):
         dm.predict_dataset()
     dm.predict_input = str(tmp_path / "nothing.wav")
     with pytest.raises(SeqlabError, match="nothing.wav does not exist"):
+        dm.predict_dataset()
+    (tmp_path / "frames.csv").write_text("a,b\n1,2\n")
+    dm.predict_input = str(tmp_path / "frames.csv")
+    with pytest.raises(SeqlabError, match="reads .wav files, folders of them, or .npz/.npy frames, not .csv"):
         dm.predict_dataset()
     arrays = SpeechDataModule(source="japanese_vowels", task_name="japanese_vowels", predict_input=str(root / "low"))
     arrays.ensure_preprocessing()

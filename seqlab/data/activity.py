@@ -269,9 +269,9 @@ def check_finite(rec: Recording) -> None:
     if bad.any():
         row, channel = np.argwhere(bad)[0]
         raise SeqlabError(
-            f"{rec.where}: subject {rec.subject!r}, recording {rec.name!r} has a {'NaN' if np.isnan(rec.signals[row, channel]) else 'infinite'} "
+            f"{rec.where}: subject {rec.subject!r}, recording {rec.name!r} has {'a NaN' if np.isnan(rec.signals[row, channel]) else 'an infinite'} "
             f"value at {rec.row_word} {rec.rows[row]} (channel {channel}); {int(bad.any(1).sum())} such sample(s) in this recording. seqlab does not "
-            "interpolate: fill or drop those samples (and split the recording where you drop some) before training."
+            "interpolate: fill or drop those samples (and split the recording where you drop some) first."
         )
 
 
@@ -366,11 +366,16 @@ def read_signal_file(
     if path.suffix == ".npz":
         if not path.is_file():
             raise SeqlabError(f"Signal file {path} does not exist. Fix data.path or data.predict_input.")
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        if "signals" not in arrays or arrays["signals"].ndim != 2:
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except Exception as err:  # not an .npz, damaged, or holding Python objects
+            raise SeqlabError(f"{path} could not be read as an .npz of numeric arrays ({err}). Write it with numpy.savez.") from None
+        if "signals" not in arrays:
             raise SeqlabError(f"{path} needs an array 'signals' of shape (samples, channels); it has {sorted(arrays)}.")
         signals = arrays.pop("signals")
+        if signals.ndim != 2 or not (np.issubdtype(signals.dtype, np.number) or signals.dtype == bool):
+            raise SeqlabError(f"{path}: 'signals' must be numbers of shape (samples, channels); it is {signals.dtype} of shape {signals.shape}.")
         names = [str(c) for c in arrays.pop("channels")] if "channels" in arrays else [f"ch{i}" for i in range(signals.shape[1])]
         if channels is not None:
             missing = [c for c in channels if c not in names]
@@ -623,6 +628,8 @@ class ActivityDataModule(SeqDataModule):
         unknown = [n for n in names if n not in found]
         if unknown:
             raise SeqlabError(f"data.labels names class(es) {unknown} that the data does not have; its labels are {found}.")
+        if len(names) < 2:
+            raise SeqlabError(f"{recs[0].where}: the data has one class ({names}); classification needs at least two. Check data.label_column.")
         recode = np.array([names.index(n) if n in names else -1 for n in found] + [-1], dtype=np.int64)  # code -1 -> last entry -> -1
         for rec in recs:
             check_finite(rec)

@@ -308,10 +308,16 @@ class DnaDataModule(SeqDataModule):
     def predict_dataset(self) -> SequenceDataset:
         source = self.predict_input
         if source is None:
-            raise SeqlabError("predict needs data.predict_input: a FASTA file, a text file (one sequence a line) or a list of strings.")
-        if is_input_file(source, (".txt", ".fa", ".fasta", ".fna", ".csv", ".tsv")):
-            text = Path(source).read_text()
-            if text.lstrip().startswith(">"):
+            raise SeqlabError(
+                "predict needs data.predict_input: a FASTA file, a text file (one sequence a line), a table (column "
+                "data.sequence_column) or a list of strings."
+            )
+        if is_input_file(source, (".txt", ".fa", ".fasta", ".fna", ".csv", ".tsv", ".jsonl", ".parquet")):
+            if Path(source).suffix in (".csv", ".tsv", ".jsonl", ".parquet"):  # a table: its sequence column
+                df = read_table(source)
+                require_columns(df, (self.sequence_column,), source, "Set data.sequence_column to the column that holds the sequences.")
+                records = [(f"row {i}", s) for i, s in enumerate(df[self.sequence_column].fillna("").astype(str))]
+            elif (text := Path(source).read_text()).lstrip().startswith(">"):
                 records = [(rid, seq) for rid, _, seq in parse_fasta(source)]
             else:
                 records = [(f"line {i}", s.strip()) for i, s in enumerate(text.splitlines(), 1) if s.strip()]

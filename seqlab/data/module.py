@@ -196,4 +196,6 @@ class SeqDataModule(L.LightningDataModule):
     def predict_dataloader(self):
         self.ensure_preprocessing()
         dataset = self.predict_dataset()
+        if len(dataset) == 0:
+            raise SeqlabError("data.predict_input holds nothing to predict on (an empty list or file). Give at least one input.")
         return torch.utils.data.DataLoader(dataset, batch_size=self.eval_batch_size, shuffle=False, collate_fn=self.collate("predict"))

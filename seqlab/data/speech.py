@@ -92,6 +92,10 @@ def load_frames(path: str | Path) -> tuple[list[np.ndarray], np.ndarray | None, 
     path = Path(path)
     if not path.is_file():
         raise SeqlabError(f"Frames file {path} does not exist. Fix data.path or data.predict_input.")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if not (magic == b"\x93NUMPY" or magic.startswith(b"PK")):  # .npy header, or the zip behind .npz
+        raise SeqlabError(f"{path} is not a .npy/.npz file (numpy.save/numpy.savez write those). Convert the frames to one of them.")
     try:
         loaded = np.load(path, allow_pickle=False)
         single = isinstance(loaded, np.ndarray)
@@ -477,8 +481,12 @@ class SpeechDataModule(SeqDataModule):
                 paths = wav_files(path)
                 if not paths:
                     raise SeqlabError(f"Folder {path} holds no .wav files to predict on.")
-            elif path.suffix.lower() == ".wav" or path.is_file():
+            elif path.is_file() and path.suffix.lower() == ".wav":
                 paths = [path]
+            elif path.is_file():
+                raise SeqlabError(
+                    f"data.predict_input {path}: seqlab reads .wav files, folders of them, or .npz/.npy frames, not {path.suffix or 'this file'}."
+                )
             else:
                 raise SeqlabError(f"data.predict_input {path} does not exist. Give a .wav file, a folder of .wav files, or a .npz/.npy of frames.")
             if not self.preprocessing.get("audio"):

@@ -282,21 +282,29 @@ class TextDataModule(SeqDataModule):
     def predict_texts(self) -> list[str]:
         source = self.predict_input
         if source is None:
-            raise SeqlabError("predict needs data.predict_input: a .txt file (one text a line), a .jsonl file, or a list of strings.")
-        if is_input_file(source, (".txt", ".jsonl", ".csv", ".tsv")):
+            raise SeqlabError(
+                "predict needs data.predict_input: a .txt file (one text a line), a table (.jsonl/.csv/.tsv/.parquet, "
+                "column data.text_column), or a list of strings."
+            )
+        if is_input_file(source, (".txt", ".jsonl", ".csv", ".tsv", ".parquet")):
             path = Path(source)
-            if path.suffix == ".jsonl":
-                rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-                missing = [i for i, r in enumerate(rows) if self.text_column not in r]
+            if path.suffix in (".jsonl", ".csv", ".tsv", ".parquet"):  # a table: its text column
+                df = read_table(path)
+                require_columns(df, (self.text_column,), str(path), "Set data.text_column to the column that holds the text.")
+                missing = np.flatnonzero(df[self.text_column].isna().to_numpy()).tolist()
                 if missing:
-                    raise SeqlabError(f"{path} rows {missing[:5]} have no {self.text_column!r} field. Set data.text_column.")
-                texts = [str(r[self.text_column]) for r in rows]
+                    raise SeqlabError(f"{path} rows {missing[:5]} have no {self.text_column!r} value. Fill them or drop those rows.")
+                texts = df[self.text_column].astype(str).tolist()
             else:
                 texts = [line for line in path.read_text().splitlines() if line.strip()]
             if not texts:
                 raise SeqlabError(f"{path} holds no text to predict on.")
             return texts
-        return [source] if isinstance(source, str) else list(source)
+        texts = [source] if isinstance(source, str) else list(source)
+        wrong = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+        if wrong:
+            raise SeqlabError(f"data.predict_input items {wrong[:5]} are not strings; give texts (or a .txt/.jsonl/.csv file).")
+        return texts
 
     def predict_dataset(self) -> SequenceDataset:
         self.ensure_preprocessing()
