@@ -6,13 +6,21 @@ import sys
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from seqlab.callbacks import JsonlPredictionWriter
 from seqlab.errors import SeqlabError
 from seqlab.model import SeqModel
 
 SPECIAL_CKPT = ("last", "best", "hpc", "registry")
+
+
+class SeqlabArgumentParser(LightningArgumentParser):
+    """A wrong key or value ends in two lines (where to find the keys, then what is wrong), not
+    in the usage of every option."""
+
+    def print_usage(self, file=None) -> None:
+        (file or sys.stdout).write(f"usage: {self.prog} [--config CONFIG] [--key=value ...]\n")
 
 
 class SeqlabCLI(LightningCLI):
@@ -73,6 +81,8 @@ def main(args: list[str] | None = None) -> SeqlabCLI | None:
             L.LightningDataModule,
             subclass_mode_data=True,
             save_config_kwargs={"overwrite": True},
+            parser_class=SeqlabArgumentParser,
+            parser_kwargs={"prog": "python -m seqlab"},
             auto_configure_optimizers=False,
             args=args,
         )
