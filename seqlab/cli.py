@@ -16,8 +16,8 @@ SPECIAL_CKPT = ("last", "best", "hpc", "registry")
 
 
 class SeqlabArgumentParser(LightningArgumentParser):
-    """A wrong key or value ends in two lines (where to find the keys, then what is wrong), not
-    in the usage of every option."""
+    """A wrong key or value ends in three lines (a short usage, where to find the keys, what is
+    wrong), not in the usage of every option."""
 
     def print_usage(self, file=None) -> None:
         (file or sys.stdout).write(f"usage: {self.prog} [--config CONFIG] [--key=value ...]\n")
