@@ -70,12 +70,28 @@ def run_tool(name: str, args: list[str]):
     return getattr(importlib.import_module(module), function)(args)
 
 
+def check_config_files(argv: list[str]) -> None:
+    """A YAML syntax error names its file and line (jsonargparse would say "<unicode string>")."""
+    import yaml
+
+    paths = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--config", "-c")]
+    paths += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+    for path in paths:
+        if Path(path).is_file():
+            with open(path) as f:
+                try:
+                    yaml.safe_load(f)
+                except yaml.YAMLError as err:
+                    raise SeqlabError(f"Config {path} is not valid YAML: {err}") from None
+
+
 def main(args: list[str] | None = None) -> SeqlabCLI | None:
     """Entry point of ``seqlab`` and ``python -m seqlab``; user errors print one paragraph and exit 2."""
     argv = sys.argv[1:] if args is None else args
     try:
         if argv and argv[0] in TOOLS:
             return run_tool(argv[0], argv[1:])
+        check_config_files(argv)
         return SeqlabCLI(
             SeqModel,
             L.LightningDataModule,

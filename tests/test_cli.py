@@ -92,6 +92,15 @@ def test_checkpoint_of_another_task_is_refused_with_its_tasks(reviews_csv):
     assert exit_info.value.code == 2
 
 
+def test_a_yaml_syntax_error_names_the_config_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  hidden_size: 8\n   embed_dim: 4\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", f"--config={bad}"])
+    assert exit_info.value.code == 2
+    assert f"Config {bad} is not valid YAML" in (err := capsys.readouterr().err) and f'in "{bad}", line 3' in err
+
+
 def test_a_file_that_is_no_checkpoint_is_refused_with_a_message(reviews_csv, tmp_path, capsys):
     broken = tmp_path / "broken.ckpt"
     broken.write_bytes(b"PK\x03\x04 not a checkpoint")
