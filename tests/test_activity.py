@@ -192,7 +192,7 @@ def test_nan_sample_is_an_error_naming_subject_recording_and_row(tmp_path):
 def test_one_class_and_unreadable_npz_are_errors(tmp_path):
     path = tmp_path / "one.csv"
     make_signals().assign(label="walk").to_csv(path, index=False)
-    with pytest.raises(SeqlabError, match=r"the data has one class \(\['walk'\]\); classification needs at least two"):
+    with pytest.raises(SeqlabError, match=r"column 'label' has only the label\(s\) \['walk'\]: a classifier needs at least two classes"):
         file_dm(path).ensure_preprocessing()
     npz = tmp_path / "s.npz"
     npz.write_text("a,b\n1,2\n")  # a CSV with the wrong name

@@ -29,6 +29,7 @@ from seqlab.data.base import (
     check_source,
     fetch_member,
     read_table,
+    require_two_classes,
     save_atomically,
     stratified_split,
 )
@@ -628,8 +629,7 @@ class ActivityDataModule(SeqDataModule):
         unknown = [n for n in names if n not in found]
         if unknown:
             raise SeqlabError(f"data.labels names class(es) {unknown} that the data does not have; its labels are {found}.")
-        if len(names) < 2:
-            raise SeqlabError(f"{recs[0].where}: the data has one class ({names}); classification needs at least two. Check data.label_column.")
+        require_two_classes(names, f"{recs[0].where}: column {self.label_column!r}")
         recode = np.array([names.index(n) if n in names else -1 for n in found] + [-1], dtype=np.int64)  # code -1 -> last entry -> -1
         for rec in recs:
             check_finite(rec)

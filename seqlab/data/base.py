@@ -142,6 +142,10 @@ def check_source(source: str, sources: Sequence[str], family: str) -> None:
         raise SeqlabError(f"Unknown {family} source {source!r}; choose one of {', '.join(sources)}.")
 
 
+# Tables (read_table) that a predict input file may be: read by its text or sequence column.
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet")
+
+
 def is_input_file(source: Any, suffixes: Sequence[str]) -> bool:
     """Whether a ``data.predict_input`` string names a file to read rather than being the input
     itself; a string that looks like a file name (one word with one of ``suffixes``) but names
@@ -197,6 +201,12 @@ def train_val_test(
     return parts
 
 
+def require_two_classes(labels: Sequence[str], where: str) -> None:
+    """A classifier needs at least two classes; ``where`` names the data (``Column 'label'``)."""
+    if len(labels) < 2:
+        raise SeqlabError(f"{where} has only the label(s) {list(labels)}: a classifier needs at least two classes.")
+
+
 def encode_labels(values: Sequence[Any], labels: list[str] | None, column: str) -> tuple[np.ndarray, list[str]]:
     """Map raw label values to class indices; the label set is ``labels`` or the sorted values."""
     values = [str(v) for v in values]
@@ -209,8 +219,7 @@ def encode_labels(values: Sequence[Any], labels: list[str] | None, column: str) 
             f"Column {column!r} holds labels outside the label set {labels}: {unknown[:10]}. Fix the "
             "data, or set data.labels to the full list of class names."
         )
-    if len(labels) < 2:
-        raise SeqlabError(f"Column {column!r} has only the label(s) {labels}: a classifier needs at least two classes.")
+    require_two_classes(labels, f"Column {column!r}")
     return np.array([index[v] for v in values], dtype=np.int64), list(labels)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from seqlab.data.base import (
+    TABLE_SUFFIXES,
     Collate,
     PinnedArchive,
     SequenceDataset,
@@ -312,8 +313,8 @@ class DnaDataModule(SeqDataModule):
                 "predict needs data.predict_input: a FASTA file, a text file (one sequence a line), a table (column "
                 "data.sequence_column) or a list of strings."
             )
-        if is_input_file(source, (".txt", ".fa", ".fasta", ".fna", ".csv", ".tsv", ".jsonl", ".parquet")):
-            if Path(source).suffix in (".csv", ".tsv", ".jsonl", ".parquet"):  # a table: its sequence column
+        if is_input_file(source, (".txt", ".fa", ".fasta", ".fna", *TABLE_SUFFIXES)):
+            if Path(source).suffix in TABLE_SUFFIXES:  # a table: its sequence column
                 df = read_table(source)
                 require_columns(df, (self.sequence_column,), source, "Set data.sequence_column to the column that holds the sequences.")
                 records = [(f"row {i}", s) for i, s in enumerate(df[self.sequence_column].fillna("").astype(str))]

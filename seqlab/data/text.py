@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from seqlab.data.base import (
+    TABLE_SUFFIXES,
     Collate,
     PinnedArchive,
     SequenceDataset,
@@ -286,9 +287,9 @@ class TextDataModule(SeqDataModule):
                 "predict needs data.predict_input: a .txt file (one text a line), a table (.jsonl/.csv/.tsv/.parquet, "
                 "column data.text_column), or a list of strings."
             )
-        if is_input_file(source, (".txt", ".jsonl", ".csv", ".tsv", ".parquet")):
+        if is_input_file(source, (".txt", *TABLE_SUFFIXES)):
             path = Path(source)
-            if path.suffix in (".jsonl", ".csv", ".tsv", ".parquet"):  # a table: its text column
+            if path.suffix in TABLE_SUFFIXES:  # a table: its text column
                 df = read_table(path)
                 require_columns(df, (self.text_column,), str(path), "Set data.text_column to the column that holds the text.")
                 missing = np.flatnonzero(df[self.text_column].isna().to_numpy()).tolist()
