@@ -1,4 +1,4 @@
-"""Callbacks the CLI adds: predictions written as JSON lines."""
+"""Callbacks: predictions as JSON lines, the last-epoch checkpoint, and the reports of a fit (timing, confusion matrices, curves, gates)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint as _LightningModelCheckpoint
 
 
 class JsonlPredictionWriter(L.Callback):
@@ -48,6 +49,27 @@ class JsonlPredictionWriter(L.Callback):
                 f.write(json.dumps(row) + "\n")
         os.replace(tmp, path)
         print(f"seqlab: wrote {len(self._rows)} predictions to {path}")
+
+
+class ModelCheckpoint(_LightningModelCheckpoint):
+    """Lightning's ModelCheckpoint whose ``save_last`` keeps the weights of the last epoch. Lightning
+    2.6 rewrites ``last.ckpt`` only when a top-k checkpoint is written at the same step, so with
+    ``save_top_k=1`` it stays a copy of the best once the monitored metric stops improving, and
+    ``--ckpt_path last`` would resume from there."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._keep_last(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._keep_last(trainer)
+
+    def _keep_last(self, trainer: L.Trainer) -> None:
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):  # skips a step that is saved already
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 class EpochTimer(L.Callback):

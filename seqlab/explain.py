@@ -4,6 +4,7 @@ The input runs through the reference LSTM (``seqlab.nn.lstm``, ``return_gates=Tr
 checkpoint's weights; the figure shows, over time, the forget, input and output gates and the cell
 state of every unit (forward units above, reverse units below, both aligned to the input's
 positions), their means, and integrated-gradient attributions of each token to the predicted class.
+For an ensemble (``model.members > 1``) all of it is member 0's, its prediction included.
 """
 
 from __future__ import annotations

@@ -31,26 +31,33 @@ OUTPUT_NAMES = ["probs"]
 
 
 class ExportedTask(nn.Module):
-    """One task of a SeqModel on its own: (x, lengths) -> (B, C) class probabilities."""
+    """One task of a SeqModel on its own: (x, lengths) -> (B, C) class probabilities (for an
+    ensemble, ``model.members > 1``, the mean of its members')."""
 
     def __init__(self, model: nn.Module, task: str) -> None:
         super().__init__()
         if task not in model.heads:
             raise SeqlabError(f"The checkpoint has no task {task!r}; its tasks are: {', '.join(model.heads)}. Set --task to one of them.")
-        encoder = copy.deepcopy(model.encoder)
-        if encoder.chunk_size is not None:
+        if model.encoder.chunk_size is not None:
             raise SeqlabError(
-                f"This model encodes sequences in chunks (model.chunk_size={encoder.chunk_size}); a chunked encoder has a "
+                f"This model encodes sequences in chunks (model.chunk_size={model.encoder.chunk_size}); a chunked encoder has a "
                 "data-dependent loop that TorchScript tracing and ONNX cannot hold. Export a model trained without chunk_size."
             )
-        encoder.impl = "fast"  # same weights and numbers as the reference cell, one traceable kernel per layer
-        self.input_layer = copy.deepcopy(model.inputs[task])
-        self.encoder = encoder
-        self.head = copy.deepcopy(model.heads[task])
+        self.input_layers, self.encoders, self.heads = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        for inputs, encoder, heads in model.member_modules():
+            encoder = copy.deepcopy(encoder)
+            encoder.impl = "fast"  # same weights and numbers as the reference cell, one traceable kernel per layer
+            self.input_layers.append(copy.deepcopy(inputs[task]))
+            self.encoders.append(encoder)
+            self.heads.append(copy.deepcopy(heads[task]))
         self.eval()
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
-        return self.head(self.encoder(x, lengths, input_layer=self.input_layer)).softmax(-1)  # (B, C)
+        probs = [
+            head(encoder(x, lengths, input_layer=layer)).softmax(-1)  # (B, C)
+            for layer, encoder, head in zip(self.input_layers, self.encoders, self.heads)
+        ]
+        return torch.stack(probs).mean(0)  # (B, C)
 
 
 def example_inputs(spec: dict[str, Any], model: nn.Module, task: str) -> tuple[Tensor, Tensor]:

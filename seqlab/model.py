@@ -35,7 +35,10 @@ class SeqModel(L.LightningModule):
 
     ``specs`` (task name -> TaskSpec dict) comes from the DataModule; the CLI links it in.
     ``label_smoothing`` applies to the training loss only: validation and test losses stay the
-    plain negative log-likelihood, comparable between settings.
+    plain negative log-likelihood, comparable between settings. ``members > 1`` trains a deep
+    ensemble in one fit: that many independently initialised copies of the input layers, encoder
+    and heads, each with its own loss on the same batches; the model predicts their mean
+    probabilities. Member 0 is ``inputs``/``encoder``/``heads``, the others ``ensemble[k - 1]``.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class SeqModel(L.LightningModule):
         label_smoothing: float = 0.0,
         backbone_from: str | None = None,
         freeze_backbone_epochs: int = 0,
+        members: int = 1,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_schedule: Literal["constant", "cosine"] = "cosine",
         warmup: float = 0.0,
@@ -79,43 +83,73 @@ class SeqModel(L.LightningModule):
         if not 0 <= label_smoothing < 1:
             raise SeqlabError(f"model.label_smoothing must be in [0, 1); got {label_smoothing}.")
         self.label_smoothing = label_smoothing
+        if members < 1:
+            raise SeqlabError(f"model.members must be at least 1 (1: one model; 5: an ensemble of five); got {members}.")
+        if members > 1 and backbone_from:
+            raise SeqlabError("model.backbone_from copies one backbone; it works with model.members: 1 only.")
         self.backbone_from = backbone_from
         self.freeze_backbone_epochs = freeze_backbone_epochs
-        self.inputs = nn.ModuleDict()
-        for name, s in self.specs.items():
-            layer = make_input_layer(embed_dim, s.vocab_size, s.feature_dim, s.padding_idx)
-            positions = position_embedding.get(name, 0) if isinstance(position_embedding, dict) else position_embedding
-            self.inputs[name] = WithPositions(layer, positions, embed_dim) if positions else layer
-        self.encoder = LSTMEncoder(
-            embed_dim, hidden_size, num_layers, bidirectional, dropout, input_dropout, pooling, impl,
-            chunk_size=chunk_size, chunk_batch=chunk_batch, float32_lstm=float32_lstm,
-            conv_kernel=conv_kernel, conv_layers=conv_layers,
-        )  # fmt: skip
+
+        def build_member() -> nn.ModuleDict:
+            inputs = nn.ModuleDict()
+            for name, s in self.specs.items():
+                layer = make_input_layer(embed_dim, s.vocab_size, s.feature_dim, s.padding_idx)
+                positions = position_embedding.get(name, 0) if isinstance(position_embedding, dict) else position_embedding
+                inputs[name] = WithPositions(layer, positions, embed_dim) if positions else layer
+            encoder = LSTMEncoder(
+                embed_dim, hidden_size, num_layers, bidirectional, dropout, input_dropout, pooling, impl,
+                chunk_size=chunk_size, chunk_batch=chunk_batch, float32_lstm=float32_lstm,
+                conv_kernel=conv_kernel, conv_layers=conv_layers,
+            )  # fmt: skip
+            heads = nn.ModuleDict({name: make_head(s.task_type, encoder.output_size, s.num_classes, head_dropout) for name, s in self.specs.items()})
+            return nn.ModuleDict({"inputs": inputs, "encoder": encoder, "heads": heads})
+
+        first = build_member()
+        self.inputs, self.encoder, self.heads = first["inputs"], first["encoder"], first["heads"]
+        self.ensemble = nn.ModuleList(build_member() for _ in range(members - 1))  # drawn after member 0: its weights are those of members=1
         self._step_tasks: set[str] = set()
-        self.heads = nn.ModuleDict(
-            {name: make_head(s.task_type, self.encoder.output_size, s.num_classes, head_dropout) for name, s in self.specs.items()}
-        )
         self.metrics = nn.ModuleDict({f"{stage}_{name}": classification_metrics(s) for stage in ("val", "test") for name, s in self.specs.items()})
         self.train_acc = nn.ModuleDict({name: classification_metrics(s)["acc"].clone() for name, s in self.specs.items()})
 
-    def forward(self, x: Tensor, lengths: Tensor, task: str) -> Tensor:
-        """(B, T) ids or (B, T, F) features -> (B, num_classes) logits for ``task``."""
+    def member_modules(self) -> list[tuple[nn.ModuleDict, LSTMEncoder, nn.ModuleDict]]:
+        """(inputs, encoder, heads) of every ensemble member, member 0 first."""
+        return [(self.inputs, self.encoder, self.heads)] + [(m["inputs"], m["encoder"], m["heads"]) for m in self.ensemble]
+
+    def forward(self, x: Tensor, lengths: Tensor, task: str, member: int = 0) -> Tensor:
+        """(B, T) ids or (B, T, F) features -> (B, num_classes) logits of one member for ``task``."""
         if task not in self.heads:
             raise SeqlabError(f"This model has no task {task!r}; its tasks are: {', '.join(self.heads)}.")
-        return self.heads[task](self.encoder(x, lengths, input_layer=self.inputs[task]))
+        inputs, encoder, heads = self.member_modules()[member]
+        return heads[task](encoder(x, lengths, input_layer=inputs[task]))
+
+    def member_log_probabilities(self, batch: dict[str, Any]) -> Tensor:
+        """(M, B, C) log class probabilities of each member; with a reverse-complement view
+        ``x_rc`` in the batch, the log of the mean of both views' probabilities."""
+        out = []
+        for member in range(len(self.ensemble) + 1):
+            logp = self(batch["x"], batch["lengths"], batch["task"], member).float().log_softmax(-1)
+            if "x_rc" in batch:
+                logp_rc = self(batch["x_rc"], batch["lengths"], batch["task"], member).float().log_softmax(-1)
+                logp = torch.logaddexp(logp, logp_rc) - math.log(2)
+            out.append(logp)
+        return torch.stack(out)
 
     def log_probabilities(self, batch: dict[str, Any]) -> Tensor:
-        """(B, C) log class probabilities; with a reverse-complement view ``x_rc`` in the batch,
-        the log of the mean of both views' probabilities."""
-        logp = self(batch["x"], batch["lengths"], batch["task"]).float().log_softmax(-1)
-        if "x_rc" in batch:
-            logp_rc = self(batch["x_rc"], batch["lengths"], batch["task"]).float().log_softmax(-1)
-            logp = torch.logaddexp(logp, logp_rc) - math.log(2)
-        return logp
+        """(B, C) log of the members' mean class probabilities (one member: its own)."""
+        logps = self.member_log_probabilities(batch)  # (M, B, C)
+        return torch.logsumexp(logps, 0) - math.log(len(logps))
 
-    def model_step(self, batch: dict[str, Any], label_smoothing: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
-        logp = self.log_probabilities(batch)  # (B, C), normalised: cross_entropy's log_softmax leaves it as is
-        return nn.functional.cross_entropy(logp, batch["y"], label_smoothing=label_smoothing), logp.exp(), batch["y"]
+    def model_step(self, batch: dict[str, Any], label_smoothing: float = 0.0, training: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+        """Loss, (B, C) probabilities and labels. Training averages the members' own losses, so
+        each member learns on its own; evaluation scores the ensemble's mean probabilities."""
+        logps = self.member_log_probabilities(batch)  # (M, B, C), normalised: cross_entropy's log_softmax leaves them as they are
+        logp = torch.logsumexp(logps, 0) - math.log(len(logps))  # (B, C)
+        y = batch["y"]
+        if training:
+            loss = torch.stack([nn.functional.cross_entropy(lp, y, label_smoothing=label_smoothing) for lp in logps]).mean()
+        else:
+            loss = nn.functional.cross_entropy(logp, y, label_smoothing=label_smoothing)
+        return loss, logp.exp(), y
 
     @staticmethod
     def _scores(probs: Tensor, spec: TaskSpec) -> Tensor:
@@ -127,7 +161,7 @@ class SeqModel(L.LightningModule):
         total = 0.0
         for b in batches:
             task = b["task"]
-            loss, probs, y = self.model_step(b, self.label_smoothing)
+            loss, probs, y = self.model_step(b, self.label_smoothing, training=True)
             self.train_acc[task](self._scores(probs, self.specs[task]), y)
             self.log(f"train/{task}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
             self.log(f"train/{task}/acc", self.train_acc[task], on_step=False, on_epoch=True, batch_size=len(y))
@@ -147,9 +181,11 @@ class SeqModel(L.LightningModule):
     def _idle_parameters(self) -> list[nn.Parameter]:
         """Parameters this step must not update: other tasks' input layers and heads, and the
         shared encoder while it is frozen."""
-        idle = [p for name in self.specs if name not in self._step_tasks for p in (*self.inputs[name].parameters(), *self.heads[name].parameters())]
-        if self._trainer is not None and self.current_epoch < self.freeze_backbone_epochs:
-            idle += list(self.encoder.parameters())
+        idle = []
+        for inputs, encoder, heads in self.member_modules():
+            idle += [p for name in self.specs if name not in self._step_tasks for p in (*inputs[name].parameters(), *heads[name].parameters())]
+            if self._trainer is not None and self.current_epoch < self.freeze_backbone_epochs:
+                idle += list(encoder.parameters())
         return idle
 
     def on_before_optimizer_step(self, optimizer) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import seqlab
 from seqlab.cli import main
 from seqlab.model import SeqModel
 
@@ -44,8 +45,7 @@ def test_fit_learns_and_checkpoint_round_trip_gives_identical_predictions(review
     assert {"val/imdb/acc", "val/imdb/f1", "val/imdb/auroc", "val/acc_macro"} <= set(metrics)
     assert float(metrics["val/imdb/acc"]) > 0.8  # the generated sentiment words are easy to learn
     best = Path(cli.trainer.checkpoint_callback.best_model_path)
-    last = Path(cli.trainer.checkpoint_callback.last_model_path)
-    assert best.is_file() and last.name == "last.ckpt"
+    assert best.is_file() and (best.parent / "last.ckpt").is_file()
 
     texts = tmp_path / "new.txt"
     texts.write_text("a wonderful brilliant film\nthe worst and most boring plot\nthe movie was great\n")
@@ -75,6 +75,32 @@ def test_validate_and_test_with_a_checkpoint_use_its_vocabulary(reviews_csv):
     assert float(val.trainer.callback_metrics["val/imdb/acc"]) == pytest.approx(float(cli.trainer.checkpoint_callback.best_model_score))
     test = main(["test", *tiny_text_args(reviews_csv), f"--ckpt_path={best}"])
     assert "test/imdb/auroc" in test.trainer.callback_metrics
+
+
+def test_an_ensemble_fit_keeps_every_member_in_its_checkpoint(reviews_csv):
+    cli = fit_tiny(reviews_csv, "--model.members=2")
+    best = str(Path(cli.trainer.checkpoint_callback.best_model_path).parent / "last.ckpt")  # the weights the last validation scored
+    weights = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+    assert any(k.startswith("ensemble.0.encoder.") for k in weights) and not any(k.startswith("ensemble.1.") for k in weights)
+    val = main(["validate", *tiny_text_args(reviews_csv), f"--ckpt_path={best}"])  # the members come back from the checkpoint
+    assert val.model.hparams.members == 2
+    assert float(val.trainer.callback_metrics["val/imdb/loss"]) == pytest.approx(float(cli.trainer.callback_metrics["val/imdb/loss"]), abs=1e-5)
+    texts = ["a wonderful brilliant film", "the worst and most boring plot"]
+    model = SeqModel.load_from_checkpoint(best, map_location="cpu").eval()
+    cli.datamodule.predict_input = texts
+    batch = next(iter(cli.datamodule.predict_dataloader()))
+    with torch.no_grad():
+        members = [model(batch["x"], batch["lengths"], "imdb", member=k).softmax(-1) for k in (0, 1)]
+    assert not torch.allclose(members[0], members[1])
+    torch.testing.assert_close(seqlab.load(best).predict_proba(texts), (members[0] + members[1]) / 2)
+
+
+def test_last_checkpoint_holds_the_last_epoch_when_the_metric_stops_improving(reviews_csv):
+    cli = fit_tiny(reviews_csv, "--model.optimizer.init_args.lr=0")  # nothing learns: the best stays epoch 0
+    best = Path(cli.trainer.checkpoint_callback.best_model_path)
+    assert best.name == "best-epoch=0.ckpt"
+    last = torch.load(best.parent / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (last["epoch"], last["global_step"]) == (2, cli.trainer.global_step)  # the fit's end, not a copy of the best
 
 
 def test_resume_from_last_checkpoint(reviews_csv):

@@ -43,8 +43,16 @@ def padded(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         (FEATURES, {"pooling": "attention", "position_embedding": 40}),
         (FEATURES, {"pooling": "mean", "bidirectional": False}),
         (FEATURES, {"pooling": "mean", "conv_kernel": 5, "conv_layers": 2}),
+        (FEATURES, {"pooling": "max", "members": 3}),
     ],
-    ids=["tokens-2layer-max", "tokens-last-reference", "features-attention-positions", "features-mean-unidirectional", "features-conv"],
+    ids=[
+        "tokens-2layer-max",
+        "tokens-last-reference",
+        "features-attention-positions",
+        "features-mean-unidirectional",
+        "features-conv",
+        "features-ensemble",
+    ],
 )
 def test_export_matches_pytorch_for_other_batch_sizes_and_lengths(tmp_path, fmt, specs, kwargs):
     """Traced with a batch of 2 of length 8; run on batches of 5 and 1 of other lengths, the padding
@@ -63,8 +71,8 @@ def test_export_matches_pytorch_for_other_batch_sizes_and_lengths(tmp_path, fmt,
         garbage = torch.arange(x.size(1)).unsqueeze(0) >= lengths_t.unsqueeze(1)  # (B, T) padded steps
         x[garbage] = 7 if specs is TOKENS else 3.0
         with torch.no_grad():
-            expected = model(x, lengths_t, task).softmax(-1).numpy()
-            alone = model(x[:1, : lengths[0]], lengths_t[:1], task).softmax(-1).numpy()
+            expected = model.log_probabilities({"x": x, "lengths": lengths_t, "task": task}).exp().numpy()  # an ensemble's mean
+            alone = model.log_probabilities({"x": x[:1, : lengths[0]], "lengths": lengths_t[:1], "task": task}).exp().numpy()
         got = run_exported(path, fmt, x, lengths_t)
         assert got.shape == (len(lengths), len(specs[task]["labels"]))
         np.testing.assert_allclose(got, expected, atol=1e-4)

@@ -25,3 +25,40 @@ def test_label_smoothing_changes_the_training_loss_only():
     torch.testing.assert_close(probs.sum(1), torch.ones(5))
     with pytest.raises(SeqlabError, match="label_smoothing must be in"):
         SeqModel(SPEECH, label_smoothing=1.0)
+
+
+def test_an_ensemble_trains_each_member_on_its_own_loss_and_predicts_their_mean():
+    batch = {"task": "jv", "x": torch.randn(5, 7, 3), "lengths": torch.tensor([7, 6, 5, 3, 1]), "y": torch.tensor([0, 1, 2, 3, 1])}
+    torch.manual_seed(0)
+    single = SeqModel(SPEECH, embed_dim=4, hidden_size=3)
+    torch.manual_seed(0)
+    model = SeqModel(SPEECH, embed_dim=4, hidden_size=3, members=3)
+    weights = model.state_dict()
+    assert {k: v for k, v in weights.items() if not k.startswith("ensemble.")}.keys() == single.state_dict().keys()
+    for k, v in single.state_dict().items():
+        torch.testing.assert_close(weights[k], v)  # member 0 is the model members=1 draws
+        assert not torch.equal(weights[f"ensemble.0.{k}"], v)  # the others are drawn on their own
+
+    model.eval()
+    members = torch.stack([model(batch["x"], batch["lengths"], "jv", member=k).softmax(-1) for k in range(3)])  # (3, B, C)
+    assert not torch.allclose(members[0], members[1])
+    torch.testing.assert_close(model.log_probabilities(batch).exp(), members.mean(0))
+    loss, probs, _ = model.model_step(batch)  # evaluation: the mean's negative log-likelihood
+    torch.testing.assert_close(loss, -members.mean(0).gather(1, batch["y"][:, None]).log().mean())
+    torch.testing.assert_close(probs, members.mean(0))
+
+    train_loss, _, _ = model.model_step(batch, training=True)  # training: the mean of the members' own losses
+    own = [-members[k].gather(1, batch["y"][:, None]).log().mean() for k in range(3)]
+    torch.testing.assert_close(train_loss, torch.stack(own).mean())
+    train_loss.backward()
+    for k, (_, _, heads) in enumerate(model.member_modules()):
+        grads = torch.autograd.grad(own[k] / 3, list(heads.parameters()))  # member k's gradient is that of its own loss
+        for p, g in zip(heads.parameters(), grads):
+            torch.testing.assert_close(p.grad, g)
+
+
+def test_ensemble_settings_that_cannot_work_are_errors():
+    with pytest.raises(SeqlabError, match="members must be at least 1"):
+        SeqModel(SPEECH, members=0)
+    with pytest.raises(SeqlabError, match="backbone_from copies one backbone"):
+        SeqModel(SPEECH, members=2, backbone_from="runs/other.ckpt")
