@@ -59,17 +59,19 @@ class ModelCheckpoint(_LightningModelCheckpoint):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._keep_last(trainer)
+        self._keep_last(trainer)  # after this epoch's validation and top-k save, if any
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
+        if not self._should_save_on_train_epoch_end(trainer):  # else the top-k save comes at epoch end: not before it
             self._keep_last(trainer)
 
     def _keep_last(self, trainer: L.Trainer) -> None:
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):  # skips a step that is saved already
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            candidates = self._monitor_candidates(trainer)
+            if self.monitor:
+                self.current_score = candidates.get(self.monitor)  # the score W&B's artifact of last.ckpt carries
+            self._save_last_checkpoint(trainer, candidates)
 
 
 class EpochTimer(L.Callback):

@@ -40,10 +40,15 @@ class GateTrace:
     labels: list[str]
     probs: Tensor  # (C,)
     attribution: Tensor | None = None  # (T,) for the predicted class
+    members: int = 1  # an ensemble's size; everything here is member 0's
 
     @property
     def predicted(self) -> int:
         return int(self.probs.argmax())
+
+    @property
+    def who(self) -> str:
+        return f"member 0 of {self.members} " if self.members > 1 else ""
 
 
 # -- inputs ---------------------------------------------------------------------------------------
@@ -145,6 +150,7 @@ def trace_input(model: nn.Module, task: str, x: Tensor, tokens: list[str], layer
         labels=list(model.specs[task].labels),
         probs=probs.cpu(),
         attribution=None if attribution is None else attribution.detach().cpu(),
+        members=len(getattr(model, "ensemble", ())) + 1,
         **{k: v.cpu() for k, v in gates.items()},
     )  # on the CPU whatever the model's device: the figure reads them as numpy arrays
 
@@ -168,7 +174,7 @@ def draw_gates(trace: GateTrace, title: str = ""):
 
     label = trace.labels[trace.predicted]
     head = f"{title}  " if title else ""
-    fig.suptitle(f"{head}predicted {label} (p={float(trace.probs[trace.predicted]):.3f}) · layer {trace.layer} · {T} steps", fontsize=12)
+    fig.suptitle(f"{head}{trace.who}predicted {label} (p={float(trace.probs[trace.predicted]):.3f}) · layer {trace.layer} · {T} steps", fontsize=12)
 
     ax = axes[0]
     if trace.attribution is not None:
@@ -265,5 +271,5 @@ def main(args: list[str]) -> Path:
     trace = explain(ns.ckpt_path, ns.input, ns.task, ns.layer, ns.steps)
     path = save_figure(draw_gates(trace), ns.output)
     p = float(trace.probs[trace.predicted])
-    print(f"seqlab: predicted {trace.labels[trace.predicted]} (p={p:.3f}) over {len(trace.tokens)} steps; wrote {path}")
+    print(f"seqlab: {trace.who}predicted {trace.labels[trace.predicted]} (p={p:.3f}) over {len(trace.tokens)} steps; wrote {path}")
     return path

@@ -140,8 +140,8 @@ class SeqModel(L.LightningModule):
         return torch.logsumexp(logps, 0) - math.log(len(logps))
 
     def model_step(self, batch: dict[str, Any], label_smoothing: float = 0.0, training: bool = False) -> tuple[Tensor, Tensor, Tensor]:
-        """Loss, (B, C) probabilities and labels. Training averages the members' own losses, so
-        each member learns on its own; evaluation scores the ensemble's mean probabilities."""
+        """Loss, (B, C) probabilities and labels. In training the loss is the mean of the members'
+        own losses; evaluation scores the ensemble's mean probabilities."""
         logps = self.member_log_probabilities(batch)  # (M, B, C), normalised: cross_entropy's log_softmax leaves them as they are
         logp = torch.logsumexp(logps, 0) - math.log(len(logps))  # (B, C)
         y = batch["y"]
@@ -176,7 +176,21 @@ class SeqModel(L.LightningModule):
         self.log("train/loss", total, prog_bar=True, batch_size=bs)
         if self._trainer is not None and self.trainer.optimizers:
             self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=bs)
-        return total
+        # The sum of the members' losses: each member's gradient is that of its own loss, as if it
+        # trained alone (and configure_gradient_clipping clips each member on its own).
+        return total * (len(self.ensemble) + 1)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """``trainer.gradient_clip_val`` applies to each ensemble member on its own, so no member's
+        gradient scales another's."""
+        if not len(self.ensemble) or not gradient_clip_val:
+            return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        for modules in self.member_modules():
+            params = [p for module in modules for p in module.parameters() if p.grad is not None]
+            if gradient_clip_algorithm == "value":  # Lightning's GradClipAlgorithmType is a str enum
+                nn.utils.clip_grad_value_(params, gradient_clip_val)
+            else:
+                nn.utils.clip_grad_norm_(params, gradient_clip_val)
 
     def _idle_parameters(self) -> list[nn.Parameter]:
         """Parameters this step must not update: other tasks' input layers and heads, and the

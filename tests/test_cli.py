@@ -95,10 +95,13 @@ def test_an_ensemble_fit_keeps_every_member_in_its_checkpoint(reviews_csv):
     torch.testing.assert_close(seqlab.load(best).predict_proba(texts), (members[0] + members[1]) / 2)
 
 
-def test_last_checkpoint_holds_the_last_epoch_when_the_metric_stops_improving(reviews_csv):
-    cli = fit_tiny(reviews_csv, "--model.optimizer.init_args.lr=0")  # nothing learns: the best stays epoch 0
+@pytest.mark.parametrize("every,best_epoch", [(1, 0), (2, 1)])
+def test_last_checkpoint_holds_the_last_epoch_when_the_metric_stops_improving(reviews_csv, every, best_epoch):
+    # Nothing learns (lr 0): the best stays the first validated epoch; with validation every 2nd
+    # epoch the last of the 3 epochs has no validation at all.
+    cli = fit_tiny(reviews_csv, "--model.optimizer.init_args.lr=0", f"--trainer.check_val_every_n_epoch={every}")
     best = Path(cli.trainer.checkpoint_callback.best_model_path)
-    assert best.name == "best-epoch=0.ckpt"
+    assert best.name == f"best-epoch={best_epoch}.ckpt"
     last = torch.load(best.parent / "last.ckpt", map_location="cpu", weights_only=False)
     assert (last["epoch"], last["global_step"]) == (2, cli.trainer.global_step)  # the fit's end, not a copy of the best
 

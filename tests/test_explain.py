@@ -68,6 +68,18 @@ def test_figure_shows_the_gates_lstm_cell_computes(layer, conv_kernel):
         torch.testing.assert_close(trace.hidden, fast, rtol=0, atol=1e-5)
 
 
+def test_an_ensemble_is_explained_through_member_0_and_says_so():
+    torch.manual_seed(0)
+    model = SeqModel(TOKENS, embed_dim=6, hidden_size=5, members=2).eval()
+    x = torch.randint(2, 30, (9,))
+    trace = trace_input(model, "imdb", x, [f"w{i}" for i in range(9)], attribution_steps=0)
+    with torch.no_grad():
+        first = model(x.unsqueeze(0), torch.tensor([9]), "imdb", member=0).softmax(-1)[0]
+    torch.testing.assert_close(trace.probs, first)
+    torch.testing.assert_close(trace.forget, expected_gates(model, x, 0)["forget"], rtol=0, atol=1e-6)
+    assert "member 0 of 2 predicted" in draw_gates(trace)._suptitle.get_text()
+
+
 def test_integrated_gradients_add_up_to_the_logit_difference():
     torch.manual_seed(1)
     model = SeqModel(TOKENS, embed_dim=8, hidden_size=6, pooling="mean").eval()

@@ -47,14 +47,33 @@ def test_an_ensemble_trains_each_member_on_its_own_loss_and_predicts_their_mean(
     torch.testing.assert_close(loss, -members.mean(0).gather(1, batch["y"][:, None]).log().mean())
     torch.testing.assert_close(probs, members.mean(0))
 
-    train_loss, _, _ = model.model_step(batch, training=True)  # training: the mean of the members' own losses
+    train_loss, _, _ = model.model_step(batch, training=True)  # training logs the mean of the members' own losses
     own = [-members[k].gather(1, batch["y"][:, None]).log().mean() for k in range(3)]
     torch.testing.assert_close(train_loss, torch.stack(own).mean())
-    train_loss.backward()
-    for k, (_, _, heads) in enumerate(model.member_modules()):
-        grads = torch.autograd.grad(own[k] / 3, list(heads.parameters()))  # member k's gradient is that of its own loss
-        for p, g in zip(heads.parameters(), grads):
+    model.training_step(batch, 0).backward()  # and steps on their sum
+    for k, modules in enumerate(model.member_modules()):
+        params = [p for module in modules for p in module.parameters()]
+        grads = torch.autograd.grad(own[k], params, retain_graph=True)  # member k's gradient is that of its own loss alone
+        for p, g in zip(params, grads):
             torch.testing.assert_close(p.grad, g)
+
+
+def test_gradient_clipping_applies_to_each_member_on_its_own():
+    batch = {"task": "jv", "x": torch.randn(5, 7, 3), "lengths": torch.tensor([7, 6, 5, 3, 1]), "y": torch.tensor([0, 1, 2, 3, 1])}
+    model = SeqModel(SPEECH, embed_dim=4, hidden_size=3, members=2)
+    model.training_step(batch, 0).backward()
+    first, second = ([p for module in modules for p in module.parameters()] for modules in model.member_modules())
+    for p in second:
+        p.grad *= 1000.0  # one member with large gradients
+    norm = lambda params: torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))  # noqa: E731
+    before = [p.grad.clone() for p in first]
+    limit = 2 * float(norm(first))  # above the first member's norm, far below the second's
+    model.configure_gradient_clipping(None, limit, "norm")
+    for p, g in zip(first, before):
+        torch.testing.assert_close(p.grad, g)  # not scaled down by the other member's norm
+    assert float(norm(second)) == pytest.approx(limit, rel=1e-4)
+    model.configure_gradient_clipping(None, 1e-3, "value")
+    assert max(float(p.grad.abs().max()) for p in first + second) == pytest.approx(1e-3)
 
 
 def test_ensemble_settings_that_cannot_work_are_errors():
