@@ -134,16 +134,20 @@ class SeqModel(L.LightningModule):
             out.append(logp)
         return torch.stack(out)
 
+    @staticmethod
+    def mean_of_members(logps: Tensor) -> Tensor:
+        """(M, B, C) members' log probabilities -> (B, C) log of their mean probabilities."""
+        return torch.logsumexp(logps, 0) - math.log(len(logps))
+
     def log_probabilities(self, batch: dict[str, Any]) -> Tensor:
         """(B, C) log of the members' mean class probabilities (one member: its own)."""
-        logps = self.member_log_probabilities(batch)  # (M, B, C)
-        return torch.logsumexp(logps, 0) - math.log(len(logps))
+        return self.mean_of_members(self.member_log_probabilities(batch))
 
     def model_step(self, batch: dict[str, Any], label_smoothing: float = 0.0, training: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """Loss, (B, C) probabilities and labels. In training the loss is the mean of the members'
         own losses; evaluation scores the ensemble's mean probabilities."""
         logps = self.member_log_probabilities(batch)  # (M, B, C), normalised: cross_entropy's log_softmax leaves them as they are
-        logp = torch.logsumexp(logps, 0) - math.log(len(logps))  # (B, C)
+        logp = self.mean_of_members(logps)  # (B, C)
         y = batch["y"]
         if training:
             loss = torch.stack([nn.functional.cross_entropy(lp, y, label_smoothing=label_smoothing) for lp in logps]).mean()
