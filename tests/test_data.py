@@ -222,6 +222,9 @@ def test_predict_input_from_text_and_jsonl_files(tmp_path, reviews_csv):
     (tmp_path / "in.csv").write_text('text,label\n"good, really",1\nbad,0\n')
     dm.predict_input = str(tmp_path / "in.csv")
     assert dm.predict_texts() == ["good, really", "bad"]  # the text column, not the file's lines
+    (tmp_path / "IN.CSV").write_text('text,label\n"good, really",1\nbad,0\n')
+    dm.predict_input = str(tmp_path / "IN.CSV")  # the suffix in any case
+    assert dm.predict_texts() == ["good, really", "bad"]
     (tmp_path / "broken.jsonl").write_text('{"text": "ok"}\n{"text": \n')
     dm.predict_input = str(tmp_path / "broken.jsonl")
     with pytest.raises(SeqlabError, match="broken.jsonl could not be parsed"):

@@ -146,6 +146,11 @@ def check_source(source: str, sources: Sequence[str], family: str) -> None:
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet")
 
 
+def is_table(path: str | Path) -> bool:
+    """Whether a predict input file is a table (by its suffix, in any case: ``reviews.CSV`` too)."""
+    return Path(path).suffix.lower() in TABLE_SUFFIXES
+
+
 def is_input_file(source: Any, suffixes: Sequence[str]) -> bool:
     """Whether a ``data.predict_input`` string names a file to read rather than being the input
     itself; a string that looks like a file name (one word with one of ``suffixes``) but names
@@ -326,7 +331,7 @@ def read_table(path: str | Path):
         raise SeqlabError(f"Data file {path} does not exist. Fix data.path.")
     if path.stat().st_size == 0:
         raise SeqlabError(f"Data file {path} is empty. Point data.path to a file with a header and rows.")
-    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+    suffix = ("".join(path.suffixes[-2:]) if path.suffix.lower() == ".gz" else path.suffix).lower()
     try:
         if suffix in (".csv", ".csv.gz"):
             df = pd.read_csv(path)

@@ -31,6 +31,7 @@ from seqlab.data.base import (
     encode_labels,
     fetch_member,
     is_input_file,
+    is_table,
     load_hub_table,
     pad_batch,
     read_table,
@@ -314,7 +315,7 @@ class DnaDataModule(SeqDataModule):
                 "data.sequence_column) or a list of strings."
             )
         if is_input_file(source, (".txt", ".fa", ".fasta", ".fna", *TABLE_SUFFIXES)):
-            if Path(source).suffix in TABLE_SUFFIXES:  # a table: its sequence column
+            if is_table(source):  # a table: its sequence column
                 df = read_table(source)
                 require_columns(df, (self.sequence_column,), source, "Set data.sequence_column to the column that holds the sequences.")
                 records = [(f"row {i}", s) for i, s in enumerate(df[self.sequence_column].fillna("").astype(str))]

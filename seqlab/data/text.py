@@ -24,6 +24,7 @@ from seqlab.data.base import (
     fetch_member,
     fingerprint,
     is_input_file,
+    is_table,
     load_hub_table,
     read_table,
     require_columns,
@@ -289,7 +290,7 @@ class TextDataModule(SeqDataModule):
             )
         if is_input_file(source, (".txt", *TABLE_SUFFIXES)):
             path = Path(source)
-            if path.suffix in TABLE_SUFFIXES:  # a table: its text column
+            if is_table(path):  # a table: its text column
                 df = read_table(path)
                 require_columns(df, (self.text_column,), str(path), "Set data.text_column to the column that holds the text.")
                 missing = np.flatnonzero(df[self.text_column].isna().to_numpy()).tolist()
