@@ -150,7 +150,7 @@ def trace_input(model: nn.Module, task: str, x: Tensor, tokens: list[str], layer
         labels=list(model.specs[task].labels),
         probs=probs.cpu(),
         attribution=None if attribution is None else attribution.detach().cpu(),
-        members=len(getattr(model, "ensemble", ())) + 1,
+        members=getattr(model, "n_members", 1),
         **{k: v.cpu() for k, v in gates.items()},
     )  # on the CPU whatever the model's device: the figure reads them as numpy arrays
 

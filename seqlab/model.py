@@ -111,6 +111,11 @@ class SeqModel(L.LightningModule):
         self.metrics = nn.ModuleDict({f"{stage}_{name}": classification_metrics(s) for stage in ("val", "test") for name, s in self.specs.items()})
         self.train_acc = nn.ModuleDict({name: classification_metrics(s)["acc"].clone() for name, s in self.specs.items()})
 
+    @property
+    def n_members(self) -> int:
+        """The ensemble's size (``model.members``); 1 for one model."""
+        return len(self.ensemble) + 1
+
     def member_modules(self) -> list[tuple[nn.ModuleDict, LSTMEncoder, nn.ModuleDict]]:
         """(inputs, encoder, heads) of every ensemble member, member 0 first."""
         return [(self.inputs, self.encoder, self.heads)] + [(m["inputs"], m["encoder"], m["heads"]) for m in self.ensemble]
@@ -126,7 +131,7 @@ class SeqModel(L.LightningModule):
         """(M, B, C) log class probabilities of each member; with a reverse-complement view
         ``x_rc`` in the batch, the log of the mean of both views' probabilities."""
         out = []
-        for member in range(len(self.ensemble) + 1):
+        for member in range(self.n_members):
             logp = self(batch["x"], batch["lengths"], batch["task"], member).float().log_softmax(-1)
             if "x_rc" in batch:
                 logp_rc = self(batch["x_rc"], batch["lengths"], batch["task"], member).float().log_softmax(-1)
@@ -182,12 +187,12 @@ class SeqModel(L.LightningModule):
             self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=bs)
         # The sum of the members' losses: each member's gradient is that of its own loss, as if it
         # trained alone (and configure_gradient_clipping clips each member on its own).
-        return total * (len(self.ensemble) + 1)
+        return total * self.n_members
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         """``trainer.gradient_clip_val`` applies to each ensemble member on its own, so no member's
         gradient scales another's."""
-        if not len(self.ensemble) or not gradient_clip_val:
+        if self.n_members == 1 or not gradient_clip_val:
             return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
         for modules in self.member_modules():
             params = [p for module in modules for p in module.parameters() if p.grad is not None]
