@@ -35,6 +35,41 @@ def test_padding_does_not_change_the_result(pooling, bidirectional):
         torch.testing.assert_close(together[i : i + 1], alone, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("pooling", POOLINGS)
+@pytest.mark.parametrize("conv_kernel", [0, 3])
+def test_nan_in_the_padding_reaches_no_output_and_no_gradient(pooling, conv_kernel):
+    enc = encoder(pooling, True, feature_dim=3, conv_kernel=conv_kernel).train()
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    lengths = torch.tensor([5, 3])
+    clean = enc(x, lengths)
+    x[1, 3:] = float("nan")  # past the second sequence's end only
+    out = enc(x, lengths)
+    torch.testing.assert_close(out, clean, rtol=1e-12, atol=1e-12)
+    out.sum().backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in enc.parameters())
+
+
+@pytest.mark.parametrize(
+    "lengths,message",
+    [
+        (torch.tensor([5, 0]), "between 1 and the batch's padded length 5; got lengths from 0"),
+        (torch.tensor([7, 2]), "got lengths from 2 to 7"),
+        (torch.tensor([5.0, 3.0]), "must be integers"),
+        (torch.tensor([5]), r"one length per sequence, shape \(2,\)"),
+    ],
+)
+def test_bad_lengths_are_refused_by_name(lengths, message):
+    for pooling in ("last", "mean"):
+        with pytest.raises(ValueError, match=message):
+            encoder(pooling, True, feature_dim=3)(torch.randn(2, 5, 3, dtype=torch.float64), lengths)
+
+
+def test_lengths_may_be_a_list():
+    enc = encoder("mean", True, feature_dim=3)
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    torch.testing.assert_close(enc(x, [5, 3]), enc(x, torch.tensor([5, 3])))
+
+
 @pytest.mark.parametrize("conv_kernel,conv_layers", [(3, 1), (5, 2)])
 def test_conv_front_end_sees_zeros_past_each_sequence_whatever_the_padding(conv_kernel, conv_layers):
     enc = encoder("max", True, feature_dim=3, conv_kernel=conv_kernel, conv_layers=conv_layers)

@@ -65,6 +65,21 @@ def test_reference_with_lengths_matches_packed(bi):
     torch.testing.assert_close(c_m, c_p, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("bf", [False, True])
+def test_reference_takes_one_unbatched_sequence_like_nn_lstm(bf):
+    ref, mine = twins(3, 4, 2, True, bf, torch.float64, seed=2)
+    x = torch.randn(6, 3, dtype=torch.float64)  # (T, I): no batch dimension
+    hx = (torch.randn(4, 4, dtype=torch.float64), torch.randn(4, 4, dtype=torch.float64))  # (layers * dirs, H)
+    for state in (None, hx):
+        out_r, (h_r, c_r) = ref(x, state)
+        out_m, (h_m, c_m) = mine(x, state)
+        assert out_m.shape == out_r.shape == (6, 8) and h_m.shape == h_r.shape == (4, 4)
+        for a, b in [(out_m, out_r), (h_m, h_r), (c_m, c_r)]:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="not shape"):
+        mine(torch.randn(2, 3, 4, 3, dtype=torch.float64))
+
+
 def test_cell_follows_the_gate_equations():
     torch.manual_seed(0)
     I, H = 3, 4

@@ -235,6 +235,15 @@ def test_float32_lstm_keeps_the_recurrence_in_float32_under_autocast():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             enc(torch.randn(2, 5, 3), torch.tensor([5, 3]))
     assert seen == [torch.bfloat16, torch.float32]
+    # The reference recurrence too: with float32_lstm its steps give the float32 numbers exactly.
+    torch.manual_seed(0)
+    h, lengths = torch.randn(2, 30, 8), torch.tensor([30, 30])
+    for keep in (True, False):
+        enc = LSTMEncoder(8, 8, bidirectional=False, feature_dim=3, impl="reference", float32_lstm=keep)
+        full = enc._run(enc.forward_layers[0], h, lengths)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = enc._run(enc.forward_layers[0], h, lengths)
+        assert torch.equal(mixed.float(), full) == keep
 
 
 class RecordBatches(L.Callback):

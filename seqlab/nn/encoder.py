@@ -9,7 +9,7 @@ without ``pack_padded_sequence``, whose backward is many times slower on CPU.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.utils.checkpoint
@@ -25,6 +25,26 @@ IMPLS = ("fast", "reference")
 def lengths_mask(lengths: Tensor, T: int) -> Tensor:
     """(B,) lengths -> (B, T) bool mask, True on real steps."""
     return torch.arange(T, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def check_lengths(lengths: Any, B: int, T: int, device: torch.device) -> Tensor:
+    """(B,) sequence lengths as a long tensor on ``device`` (all T when ``None``), each checked to
+    lie in 1..T: an empty sequence has nothing to pool, and a length past T reads other memory."""
+    if lengths is None:
+        return torch.full((B,), T, dtype=torch.long, device=device)
+    lengths = torch.as_tensor(lengths, device=device)
+    if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
+        raise ValueError(f"lengths must be integers (a long tensor), not {lengths.dtype}.")
+    if lengths.shape != (B,):
+        raise ValueError(f"lengths must hold one length per sequence, shape ({B},); got shape {tuple(lengths.shape)}.")
+    if B and not torch.jit.is_tracing():  # a traced graph (TorchScript, ONNX) keeps no Python check
+        low, high = int(lengths.min()), int(lengths.max())
+        if low < 1 or high > T:
+            raise ValueError(
+                f"Each length must be between 1 and the batch's padded length {T}; got lengths from {low} to {high}. "
+                "Drop empty sequences, and pad the batch to its longest sequence."
+            )
+    return lengths.long()
 
 
 def make_input_layer(input_size: int, vocab_size: int | None = None, feature_dim: int | None = None, padding_idx: int = 0) -> nn.Module:
@@ -117,14 +137,14 @@ class LSTMEncoder(nn.Module):
         self.attention = nn.Linear(self.output_size, 1) if pooling == "attention" else None
 
     def _run(self, lstm: nn.LSTM, x: Tensor, lengths: Tensor) -> Tensor:
+        device = x.device.type
+        autocast = torch.is_autocast_enabled(device)
+        if autocast and self.float32_lstm:  # mixed precision around it, the recurrence itself in float32
+            with torch.autocast(device, enabled=False):
+                return self._run(lstm, x.float(), lengths)
         if self.impl == "reference":
             return run_reference_layer(lstm, "_l0", x, None, lengths)[0]
-        device = x.device.type
-        if torch.is_autocast_enabled(device):
-            if self.float32_lstm:  # mixed precision around it, the recurrence itself in float32
-                with torch.autocast(device, enabled=False):
-                    return lstm(x.float())[0]
-            # Under CPU autocast, oneDNN's LSTM takes its input in the autocast dtype only.
+        if autocast:  # under CPU autocast, oneDNN's LSTM takes its input in the autocast dtype only
             x = x.to(torch.get_autocast_dtype(device))
         return lstm(x)[0]
 
@@ -146,9 +166,11 @@ class LSTMEncoder(nn.Module):
         Outputs at padded steps are not meaningful; pool with ``lengths``. ``input_layer``
         replaces the encoder's own input layer (a multi-task model keeps one per task).
         """
+        B, T = x.shape[:2]
+        lengths = check_lengths(lengths, B, T, x.device)
+        if x.is_floating_point():  # zeros past each end: a NaN in the padding reaches no output or gradient
+            x = torch.where(lengths_mask(lengths, T).view(B, T, *[1] * (x.dim() - 2)), x, 0.0)
         h = (self.input if input_layer is None else input_layer)(x)  # (B, T, I)
-        if lengths is None:
-            lengths = torch.full((h.size(0),), h.size(1), dtype=torch.long, device=h.device)
         h = self.input_dropout(self.front(h, lengths))
         for layer in range(self.num_layers):
             if layer > 0:
@@ -163,9 +185,7 @@ class LSTMEncoder(nn.Module):
     def pool(self, out: Tensor, lengths: Tensor | None) -> Tensor:
         """(B, T, D) outputs -> (B, D), looking only at real steps."""
         B, T, D = out.shape
-        if lengths is None:
-            lengths = torch.full((B,), T, dtype=torch.long, device=out.device)
-        lengths = lengths.to(out.device)
+        lengths = check_lengths(lengths, B, T, out.device)
         mask = lengths_mask(lengths, T).unsqueeze(2)  # (B, T, 1)
         if self.pooling == "last":
             last = out[torch.arange(B, device=out.device), lengths - 1]  # (B, D)
@@ -196,9 +216,7 @@ class LSTMEncoder(nn.Module):
         B, T = x.shape[:2]
         c = self.chunk_size
         n = -(-T // c)  # chunks per sequence
-        if lengths is None:
-            lengths = torch.full((B,), T, dtype=torch.long, device=x.device)
-        lengths = lengths.to(x.device)
+        lengths = check_lengths(lengths, B, T, x.device)
         x = nn.functional.pad(x, (0, 0) * (x.dim() - 2) + (0, n * c - T))  # (B, n*c, ...)
         chunks = x.reshape(B * n, c, *x.shape[2:])  # (B*n, c, ...)
         starts = torch.arange(n, device=x.device) * c  # (n,)

@@ -155,11 +155,21 @@ class ReferenceLSTM(nn.Module):
         lengths: Tensor | None = None,
         return_gates: bool = False,
     ):
-        """x: (B, T, I) if batch_first else (T, B, I); hx: (h0, c0), each (layers * dirs, B, H).
+        """x: (B, T, I) if batch_first else (T, B, I), or one unbatched (T, I) sequence; hx: (h0, c0),
+        each (layers * dirs, B, H), or (layers * dirs, H) unbatched.
 
         Returns ``output, (h_n, c_n)`` like nn.LSTM, plus a dict ``{(layer, direction): [Gates]}``
         when ``return_gates`` is set (direction 0 is forward, 1 is reverse, in time order of the run).
         """
+        if x.dim() == 2:  # one sequence, as nn.LSTM takes it: run it as a batch of one
+            hx = None if hx is None else (hx[0].unsqueeze(1), hx[1].unsqueeze(1))
+            batch_dim = 0 if self.batch_first else 1
+            lengths = None if lengths is None else torch.as_tensor(lengths).view(1)
+            out = self.forward(x.unsqueeze(batch_dim), hx, lengths, return_gates)
+            output, (h, c) = out[0].squeeze(batch_dim), out[1]
+            return (output, (h.squeeze(1), c.squeeze(1)), *out[2:])
+        if x.dim() != 3:
+            raise ValueError(f"ReferenceLSTM takes (B, T, I), (T, B, I) or (T, I) input, not shape {tuple(x.shape)}.")
         if not self.batch_first:
             x = x.transpose(0, 1)  # (B, T, I)
         h_n, c_n, all_gates = [], [], {}
