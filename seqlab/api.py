@@ -67,7 +67,7 @@ class Predictor:
             cls = getattr(seqlab.data, family or "", None)
             if cls is None:
                 raise SeqlabError(f"The checkpoint's task {task!r} has no data state of a known family ({family!r}); it cannot encode raw inputs.")
-            module = cls(task_name=task)
+            module = cls(task_name=task, **self.states[task].get("settings", {}))  # e.g. DNA's rc_average
             module.preprocessing = self.states[task]["preprocessing"]
             self._modules[task] = module
         return self._modules[task]

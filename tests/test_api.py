@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+import yaml
 
 import seqlab
 from seqlab.cli import main
@@ -25,6 +26,9 @@ def in_tmp(tmp_path, monkeypatch):
 
 def test_load_predict_matches_the_cli_for_every_task(tmp_path):
     config = tiny_multitask_config(tmp_path)
+    settings = yaml.safe_load(config.read_text())  # DNA cut to its last 12 bases, both strands averaged
+    settings["data"]["init_args"]["tasks"]["dna"]["init_args"].update(max_length=12, truncation="tail", rc_average=True)
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
     cli = main(["fit", "--config", str(config)])
     best = cli.trainer.checkpoint_callback.best_model_path
     model = seqlab.load(best)
@@ -53,6 +57,8 @@ def test_load_predict_matches_the_cli_for_every_task(tmp_path):
     assert not torch.allclose(other, alone)
     torch.testing.assert_close(seqlab.load([best, tmp_path / "other.ckpt"]).predict_proba(inputs["dna"], task="dna"), (alone + other) / 2)
     states = task_states(checkpoint)
+    assert states["dna"]["settings"] == {"rc_average": True}
+    assert (states["dna"]["preprocessing"]["max_length"], states["dna"]["preprocessing"]["truncation"]) == (12, "tail")
     states["dna"]["preprocessing"]["labels"] = ["plain", "motif"]  # other data settings: not one config
     torch.save(checkpoint, tmp_path / "relabelled.ckpt")
     with pytest.raises(SeqlabError, match="other data settings"):

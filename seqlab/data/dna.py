@@ -272,20 +272,27 @@ class DnaDataModule(SeqDataModule):
                 seen.add(key)
                 keep.append(i)
         y, names = encode_labels([raw_labels[i] for i in keep], self.labels, self.label_column)
-        codes = [self._truncate(codes[i]) for i in keep]
+        codes = [self._truncate(codes[i], self.max_length, self.truncation) for i in keep]
         parts = train_val_test(y, None if split is None else split[keep], self.test_size, self.val_size, self.seed, self.val_fold)
         return {"labels": names, "duplicates": len(ids) - len(keep), "splits": {k: ([codes[i] for i in v], y[v]) for k, v in parts.items()}}
 
-    def _truncate(self, codes: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _truncate(codes: np.ndarray, max_length: int | None, truncation: str) -> np.ndarray:
         """Keep at most max_length bases (the first or the last); None keeps everything."""
-        if self.max_length is None or len(codes) <= self.max_length:
+        if max_length is None or len(codes) <= max_length:
             return codes
-        return codes[: self.max_length] if self.truncation == "head" else codes[-self.max_length :]
+        return codes[:max_length] if truncation == "head" else codes[-max_length:]
 
     # -- preprocessing, splits, batches ----------------------------------------------------------
     def build_preprocessing(self) -> None:
         self._table = self._split_table()
-        self.preprocessing = {"labels": self._table["labels"], "encoding": self.encoding, "k": self.k, "stride": self.stride}
+        self.preprocessing = {
+            "labels": self._table["labels"], "encoding": self.encoding, "k": self.k, "stride": self.stride,
+            "max_length": self.max_length, "truncation": self.truncation,
+        }  # fmt: skip
+
+    def predict_settings(self) -> dict[str, Any]:
+        return {"rc_average": self.rc_average}
 
     def build_splits(self) -> None:
         table = self._table or self._split_table()
@@ -326,4 +333,6 @@ class DnaDataModule(SeqDataModule):
         else:
             items = [source] if isinstance(source, str) else list(source)
             records = [(f"input {i}", s) for i, s in enumerate(items)]
-        return SequenceDataset([self._truncate(to_codes(seq, rid)) for rid, seq in records])
+        p = self.ensure_preprocessing()  # cut as the training data was (older checkpoints lack this: the config's)
+        cut = p.get("max_length", self.max_length), p.get("truncation", self.truncation)
+        return SequenceDataset([self._truncate(to_codes(seq, rid), *cut) for rid, seq in records])

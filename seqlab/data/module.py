@@ -86,6 +86,11 @@ class SeqDataModule(L.LightningDataModule):
     def make_spec(self) -> TaskSpec:
         raise NotImplementedError
 
+    def predict_settings(self) -> dict[str, Any]:
+        """Init arguments beside the preprocessing that change predictions (DNA: ``rc_average``).
+        Stored with the checkpoint, so ``seqlab.load`` predicts as the training config's test did."""
+        return {}
+
     # -- shared machinery -------------------------------------------------------------------
     def ensure_preprocessing(self) -> dict[str, Any]:
         if self.preprocessing is None:
@@ -117,7 +122,12 @@ class SeqDataModule(L.LightningDataModule):
         return state["preprocessing"]
 
     def state_dict(self) -> dict[str, Any]:
-        return {STATE_KEY: self.task_name, "family": type(self).__name__, "preprocessing": self.ensure_preprocessing()}
+        return {
+            STATE_KEY: self.task_name,
+            "family": type(self).__name__,
+            "preprocessing": self.ensure_preprocessing(),
+            "settings": self.predict_settings(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         stored = self.preprocessing_in({"state": state}, "being loaded")
