@@ -32,12 +32,13 @@ class Predictor:
         if not self.paths:
             raise SeqlabError("seqlab.load needs a checkpoint path (or a list of them for an ensemble).")
         self.path = self.paths[0]
-        self.states = task_states(read_checkpoint(self.path))
+        states = [task_states(read_checkpoint(p)) for p in self.paths]  # each a seqlab checkpoint, or a clear error
+        self.states = states[0]
         self.models = [SeqModel.load_from_checkpoint(p, map_location=device).eval() for p in self.paths]
         self.model = self.models[0]
-        for other, model in zip(self.paths[1:], self.models[1:]):
+        for other, model, other_states in zip(self.paths[1:], self.models[1:], states[1:]):
             same_specs = {n: s.to_dict() for n, s in model.specs.items()} == {n: s.to_dict() for n, s in self.model.specs.items()}
-            if not same_specs or task_states(read_checkpoint(other)) != self.states:
+            if not same_specs or other_states != self.states:
                 raise SeqlabError(
                     f"{other} was trained on other tasks or other data settings (vocabulary, labels, statistics) than {self.path}; "
                     "an ensemble averages checkpoints of the same config, trained with different seeds."
@@ -45,6 +46,7 @@ class Predictor:
         self.device = device
         self.tasks = list(self.model.specs)
         self._modules: dict[str, Any] = {}
+        self._windows: list[dict[str, Any]] = []
 
     def labels(self, task: str | None = None) -> list[str]:
         return list(self.model.specs[self._task(task)].labels)
@@ -79,7 +81,11 @@ class Predictor:
         module = self._module(task)
         with tempfile.TemporaryDirectory() as tmp:
             module.predict_input = self._as_input(module, inputs, Path(tmp))
-            dataset = module.predict_dataset()
+            try:
+                dataset = module.predict_dataset()
+            except SeqlabError as err:  # name the arrays, not the temporary file they went through
+                raise SeqlabError(str(err).replace(str(module.predict_input), "the given arrays")) from None
+        self._windows = list(getattr(module, "predict_windows", []))  # activity: where each window came from
         collate = module.collate("predict")
         out = torch.empty(len(dataset), len(self.labels(task)))
         for start in range(0, len(dataset), batch_size):
@@ -97,22 +103,33 @@ class Predictor:
             return inputs
         arrays = [np.asarray(a, dtype=np.float32) for a in ([inputs] if isinstance(inputs, np.ndarray) and inputs.ndim == 2 else inputs)]
         if not arrays or any(a.ndim != 2 for a in arrays):
-            raise ValueError("Give a list of 2-D arrays: (time, features) frames or (samples, channels) recordings.")
+            raise SeqlabError("Give a list of 2-D arrays: (time, features) frames or (samples, channels) recordings.")
         lengths = np.array([len(a) for a in arrays])
         if family == "SpeechDataModule":
             np.savez(tmp / "frames.npz", X=np.concatenate(arrays), lengths=lengths)
             return str(tmp / "frames.npz")
+        window = module.preprocessing["window"]
+        short = [i for i, n in enumerate(lengths) if n < window]
+        if short:
+            raise SeqlabError(f"Recordings {short[:5]} are shorter than one window ({window} samples): they give no prediction. Drop them.")
         recording = np.repeat(np.arange(len(arrays)), lengths).astype(str)
         np.savez(tmp / "signals.npz", signals=np.concatenate(arrays), recording=recording, subject=np.full(len(recording), "input"))
         return str(tmp / "signals.npz")
 
     def predict(self, inputs: Any, task: str | None = None, batch_size: int = 64) -> list[dict[str, Any]]:
-        """One dict per input: ``label``, its ``probability`` and every class's ``probabilities``."""
+        """One dict per input: ``label``, its ``probability`` and every class's ``probabilities``.
+        Activity gives one per window, which also names its place: ``input`` (the array's index;
+        ``subject`` and ``recording`` for a file), ``start`` and ``stop`` (sample offsets)."""
         names = self.labels(task)
         rows = []
         for probs in self.predict_proba(inputs, task, batch_size):
             best = int(probs.argmax())
             rows.append({"label": names[best], "probability": float(probs[best]), "probabilities": dict(zip(names, probs.tolist()))})
+        if self._windows:
+            arrays = not isinstance(inputs, (str, Path))
+            for row, window in zip(rows, self._windows):
+                where = {"input": int(window["recording"])} if arrays else {"subject": window["subject"], "recording": window["recording"]}
+                row.update(where, start=window["start"], stop=window["stop"])
         return rows
 
 

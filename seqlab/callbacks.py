@@ -52,10 +52,34 @@ class JsonlPredictionWriter(L.Callback):
 
 
 class ModelCheckpoint(_LightningModelCheckpoint):
-    """Lightning's ModelCheckpoint whose ``save_last`` keeps the weights of the last epoch. Lightning
-    2.6 rewrites ``last.ckpt`` only when a top-k checkpoint is written at the same step, so with
-    ``save_top_k=1`` it stays a copy of the best once the monitored metric stops improving, and
-    ``--ckpt_path last`` would resume from there."""
+    """Lightning's ModelCheckpoint with two changes.
+
+    - ``save_last`` keeps the weights of the last epoch. Lightning 2.6 rewrites ``last.ckpt`` only
+      when a top-k checkpoint is written at the same step, so with ``save_top_k=1`` it stays a copy
+      of the best once the monitored metric stops improving, and ``--ckpt_path last`` would resume
+      from there.
+    - A checkpoint is written as ``<name>.partial`` in its own folder and renamed into place.
+      Lightning writes to a temporary file in the system's temp folder and moves it; where that is
+      another file system the move is a copy into the final name, which a crash can cut short.
+    """
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        from weakref import proxy
+
+        from fsspec.implementations.local import LocalFileSystem
+
+        if not isinstance(self._fs, LocalFileSystem):  # object storage: Lightning's own upload
+            return super()._save_checkpoint(trainer, filepath)
+        partial = f"{filepath}.partial"
+        trainer.save_checkpoint(partial, self.save_weights_only)
+        if trainer.is_global_zero:
+            os.replace(partial, filepath)  # atomic within one folder: the old file or the whole new one
+        trainer.strategy.barrier("seqlab_checkpoint_in_place")
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:  # as Lightning's: the loggers hear of it (W&B artifacts)
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)

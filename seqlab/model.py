@@ -83,6 +83,15 @@ class SeqModel(L.LightningModule):
         if not 0 <= label_smoothing < 1:
             raise SeqlabError(f"model.label_smoothing must be in [0, 1); got {label_smoothing}.")
         self.label_smoothing = label_smoothing
+        sizes = {"embed_dim": embed_dim, "hidden_size": hidden_size, "num_layers": num_layers, "chunk_batch": chunk_batch}
+        if chunk_size is not None:
+            sizes["chunk_size"] = chunk_size
+        small = {k: v for k, v in sizes.items() if v < 1}
+        if small:
+            raise SeqlabError(f"model.{', model.'.join(small)} must be at least 1; got {small}.")
+        rates = {k: v for k, v in {"dropout": dropout, "input_dropout": input_dropout, "head_dropout": head_dropout}.items() if not 0 <= v < 1}
+        if rates:
+            raise SeqlabError(f"model.{', model.'.join(rates)} must be in [0, 1); got {rates}.")
         if members < 1:
             raise SeqlabError(f"model.members must be at least 1 (1: one model; 5: an ensemble of five); got {members}.")
         if members > 1 and backbone_from:

@@ -418,3 +418,23 @@ def test_augmentation_keeps_padding_at_zero_and_rotation_needs_channel_triples(s
         file_dm(signals_csv, augment_scale=-0.1)
     with pytest.raises(SeqlabError, match="augment_noise must be >= 0"):
         file_dm(signals_csv, augment_noise=-0.1)
+
+
+def test_predict_npz_channels_are_matched_by_name_and_a_saved_index_is_no_channel(signals_csv, tmp_path):
+    dm = file_dm(signals_csv)
+    dm.ensure_preprocessing()
+    new = make_signals(subjects=1, recordings=1, length=120)
+    new.drop(columns=["label"]).to_csv(tmp_path / "new.csv", index=False)
+    dm.predict_input = str(tmp_path / "new.csv")
+    from_csv = [x.clone() for x in dm.predict_dataset().items]
+    swapped = dict(signals=new[["rec", "b", "a"]].to_numpy(np.float32), channels=np.array(["rec", "b", "a"]))
+    np.savez(tmp_path / "swapped.npz", **swapped, subject=new.subject.to_numpy(str), recording=new.recording.to_numpy(str))
+    dm.predict_input = str(tmp_path / "swapped.npz")
+    assert all(torch.equal(a, b) for a, b in zip(dm.predict_dataset().items, from_csv))  # reordered by name
+    np.savez(tmp_path / "other.npz", signals=swapped["signals"], channels=np.array(["rec", "b", "gx"]))
+    dm.predict_input = str(tmp_path / "other.npz")
+    with pytest.raises(SeqlabError, match=r"has no channel\(s\) \['a'\]"):
+        dm.predict_dataset()
+    make_signals().to_csv(tmp_path / "indexed.csv")  # pandas' default: the index as a first, unnamed column
+    with pytest.raises(SeqlabError, match=r"column without a name \('Unnamed: 0'\).*index=False"):
+        file_dm(tmp_path / "indexed.csv").ensure_preprocessing()

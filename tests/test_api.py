@@ -97,6 +97,15 @@ def test_arrays_for_speech_and_activity_match_the_cli_on_files(tmp_path):
                     f"--trainer.default_root_dir={tmp_path / name}"])  # fmt: skip
         best = cli.trainer.checkpoint_callback.best_model_path
         got = seqlab.load(best).predict_proba(arrays)
+        if name == "speech":  # an error names the arrays, not the temporary file they pass through
+            with pytest.raises(SeqlabError, match=r"^the given arrays sequence 0: frames of shape \(5, 3\), but the model reads \(time, 4\)") as err:
+                seqlab.load(best).predict([np.zeros((5, 3), np.float32)])
+            assert "/tmp" not in str(err.value)
+        else:  # one row a window, saying where it lies; a recording shorter than a window is an error
+            rows = seqlab.load(best).predict([arrays[0][:120], arrays[0][:50]])
+            assert [(r["input"], r["start"], r["stop"]) for r in rows] == [(0, 0, 50), (0, 25, 75), (0, 50, 100), (1, 0, 50)]
+            with pytest.raises(SeqlabError, match=r"Recordings \[1\] are shorter than one window \(50 samples\)"):
+                seqlab.load(best).predict([arrays[0], arrays[0][:10]])
         if name == "speech":
             np.savez(tmp_path / "new.npz", X=np.concatenate(arrays), lengths=[len(a) for a in arrays])
         else:
@@ -108,3 +117,9 @@ def test_arrays_for_speech_and_activity_match_the_cli_on_files(tmp_path):
         assert len(rows) == len(got) > 0
         for row, probs in zip(rows, got):
             assert abs(row["probability"] - float(probs.max())) < 1e-5
+
+
+def test_a_torch_file_that_is_no_checkpoint_is_refused_by_name(tmp_path):
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "plain.pt")
+    with pytest.raises(SeqlabError, match=r"plain\.pt is a torch file but not a seqlab checkpoint \(it holds \['weights'\]\)"):
+        seqlab.load(tmp_path / "plain.pt")

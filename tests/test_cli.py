@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
@@ -104,6 +105,22 @@ def test_last_checkpoint_holds_the_last_epoch_when_the_metric_stops_improving(re
     assert best.name == f"best-epoch={best_epoch}.ckpt"
     last = torch.load(best.parent / "last.ckpt", map_location="cpu", weights_only=False)
     assert (last["epoch"], last["global_step"]) == (2, cli.trainer.global_step)  # the fit's end, not a copy of the best
+
+
+def test_a_save_cut_short_leaves_the_previous_checkpoint_whole(reviews_csv, monkeypatch):
+    first = fit_tiny(reviews_csv, "--trainer.max_epochs=1")
+    last = Path(first.trainer.checkpoint_callback.dirpath) / "last.ckpt"
+    before = last.read_bytes()
+
+    def cut_short(trainer, filepath, weights_only=False, storage_options=None):
+        Path(filepath).write_bytes(before[:100])  # what a copy interrupted half-way leaves at its target
+        raise RuntimeError("crash while saving")
+
+    monkeypatch.setattr(L.Trainer, "save_checkpoint", cut_short)
+    with pytest.raises(RuntimeError, match="crash while saving"):
+        fit_tiny(reviews_csv, "--trainer.max_epochs=2", "--ckpt_path=last")
+    assert last.read_bytes() == before  # the partial bytes went to last.ckpt.partial, never to last.ckpt
+    assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == 0
 
 
 def test_resume_from_last_checkpoint(reviews_csv):

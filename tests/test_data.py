@@ -242,6 +242,45 @@ def test_predict_input_from_text_and_jsonl_files(tmp_path, reviews_csv):
         dm.predict_texts()
 
 
+def test_predict_input_json_gzip_folder_and_encoding(tmp_path, reviews_csv):
+    import gzip
+
+    dm = TextDataModule(source="file", path=str(reviews_csv), min_freq=1, cache_dir=str(tmp_path / "c"))
+    (tmp_path / "in.json").write_text(json.dumps([{"text": "great film"}, {"text": "bad film"}]))
+    dm.predict_input = str(tmp_path / "in.json")  # a table, as data.path reads it: not one line of text
+    assert dm.predict_texts() == ["great film", "bad film"]
+    with gzip.open(tmp_path / "in.csv.gz", "wt") as f:
+        f.write("text\ngood\nawful\n")
+    dm.predict_input = str(tmp_path / "in.csv.gz")
+    assert dm.predict_texts() == ["good", "awful"]
+    (tmp_path / "folder").mkdir()
+    dm.predict_input = str(tmp_path / "folder")
+    with pytest.raises(SeqlabError, match="is a folder"):
+        dm.predict_texts()
+    (tmp_path / "latin1.txt").write_bytes("un film génial\n".encode("latin-1"))
+    dm.predict_input = str(tmp_path / "latin1.txt")
+    with pytest.raises(SeqlabError, match="is not UTF-8 text"):
+        dm.predict_texts()
+    with gzip.open(tmp_path / "in.txt.gz", "wt") as f:
+        f.write("good\n")
+    dm.predict_input = str(tmp_path / "in.txt.gz")
+    with pytest.raises(SeqlabError, match="looks gzipped: decompress it"):
+        dm.predict_texts()
+    dm.predict_input = 123
+    with pytest.raises(SeqlabError, match="must be a string, a list of strings or a file path, not int"):
+        dm.predict_texts()
+    with pytest.raises(SeqlabError, match="data.max_length must be at least 1"):
+        TextDataModule(source="file", path=str(reviews_csv), max_length=0)
+
+
+def test_empty_labels_are_an_error_not_a_class():
+    from seqlab.data.base import encode_labels
+
+    for empty in (None, float("nan"), np.float32("nan"), "", " "):
+        with pytest.raises(SeqlabError, match=r"'label' has 1 entries without a label \(first: \[1\]\)"):
+            encode_labels(["a", empty, "b"], None, "label")
+
+
 def test_token_dropout_only_in_training_and_never_on_padding(tmp_path, reviews_csv):
     import torch
 

@@ -207,3 +207,34 @@ def test_long_records_train_and_predict_in_chunks(tmp_path, monkeypatch):
     main(["predict", *args, f"--ckpt_path={ckpt}", f"--data.predict_input={tmp_path / 'q.txt'}", f"--prediction_writer.output_path={out}"])
     rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert [r["label"] in ("neg", "pos") for r in rows] == [True, True]
+
+
+def test_missing_labels_odd_split_values_and_bad_sizes_are_errors(tmp_path):
+    rows = [f"{s},{h.split('=')[1].split()[0]}" for h, s in fasta_records()]
+    (tmp_path / "nolabel.csv").write_text("seq,label\n" + "\n".join(rows) + "\nACGTACGTAAAC,\n")
+    with pytest.raises(SeqlabError, match=r"'label' has 1 entries without a label.*Remove or fill them"):
+        DnaDataModule(source="file", path=str(tmp_path / "nolabel.csv")).ensure_preprocessing()
+    marked = [f"{r},{'test' if i % 5 == 0 else 'valid' if i % 7 == 0 else 'train'}" for i, r in enumerate(rows)]
+    (tmp_path / "split.csv").write_text("seq,label,split\n" + "\n".join(marked) + "\n")
+    with pytest.raises(SeqlabError, match=r"may only hold 'train' and 'test'; it also holds \['valid'\]"):
+        DnaDataModule(source="file", path=str(tmp_path / "split.csv")).ensure_preprocessing()
+    (tmp_path / "all_train.csv").write_text("seq,label,split\n" + "\n".join(f"{r},train" for r in rows) + "\n")
+    with pytest.raises(SeqlabError, match="marks no row 'test'"):
+        DnaDataModule(source="file", path=str(tmp_path / "all_train.csv")).ensure_preprocessing()
+    with pytest.raises(SeqlabError, match="data.max_length must be at least 1"):
+        DnaDataModule(source="file", path=str(tmp_path / "split.csv"), max_length=0)
+    with pytest.raises(SeqlabError, match="data.batch_size and data.eval_batch_size must be at least 1"):
+        DnaDataModule(source="file", path=str(tmp_path / "split.csv"), batch_size=0)
+
+
+def test_predict_inputs_that_are_not_dna_text_are_errors(tmp_path):
+    dm = DnaDataModule(source="fasta", path=str(write_fasta(tmp_path / "x.fa", fasta_records())))
+    dm.predict_input = ["ACGT", 123]
+    with pytest.raises(SeqlabError, match=r"items \[1\] are not strings"):
+        dm.predict_dataset()
+    (tmp_path / "latin1.fa").write_bytes(">a label=pos\nACGT\xe9\n".encode("latin-1"))
+    dm.predict_input = str(tmp_path / "latin1.fa")
+    with pytest.raises(SeqlabError, match=r"latin1\.fa is not UTF-8 text.*Save it as UTF-8"):
+        dm.predict_dataset()
+    with pytest.raises(SeqlabError, match="not UTF-8 text"):
+        DnaDataModule(source="fasta", path=str(tmp_path / "latin1.fa")).ensure_preprocessing()

@@ -76,6 +76,21 @@ def test_gradient_clipping_applies_to_each_member_on_its_own():
     assert max(float(p.grad.abs().max()) for p in first + second) == pytest.approx(1e-3)
 
 
+@pytest.mark.parametrize(
+    "setting,message",
+    [
+        ({"num_layers": 0}, r"model.num_layers must be at least 1"),
+        ({"hidden_size": 0, "embed_dim": -1}, r"model.embed_dim, model.hidden_size must be at least 1"),
+        ({"chunk_size": 0}, r"model.chunk_size must be at least 1"),
+        ({"dropout": 1.5}, r"model.dropout must be in \[0, 1\)"),
+        ({"head_dropout": -0.1}, r"model.head_dropout must be in \[0, 1\)"),
+    ],
+)
+def test_sizes_and_rates_out_of_range_are_errors_naming_the_key(setting, message):
+    with pytest.raises(SeqlabError, match=message):
+        SeqModel(SPEECH, **setting)
+
+
 def test_ensemble_settings_that_cannot_work_are_errors():
     with pytest.raises(SeqlabError, match="members must be at least 1"):
         SeqModel(SPEECH, members=0)

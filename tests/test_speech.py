@@ -24,7 +24,7 @@ from seqlab.data.audio import (
     write_wav,
 )
 from seqlab.data.base import encode_labels, fetch_member, train_val_test
-from seqlab.data.speech import FSDD_ARCHIVE, SpeechCollate, SpeechDataModule, load_frames, random_crop, spec_augment, time_stretch
+from seqlab.data.speech import FSDD_ARCHIVE, SpeechCollate, SpeechDataModule, labelled_wavs, load_frames, random_crop, spec_augment, time_stretch
 from seqlab.data.ts import channel_stats
 from seqlab.errors import SeqlabError
 
@@ -218,6 +218,13 @@ def test_wav_folder_bad_inputs(tmp_path):
     (root / "low" / "broken.wav").write_bytes(b"RIFF\x00\x00")
     with pytest.raises(SeqlabError, match=r"low/broken\.wav is not a readable WAV"):
         SpeechDataModule(source="wav_folder", path=str(root), cache_dir=str(tmp_path / "c")).ensure_preprocessing()
+    hidden = root / ".ipynb_checkpoints"  # a notebook's copies are not a class
+    hidden.mkdir()
+    write_wav(hidden / "low0-checkpoint.wav", tone(300.0, 0.1), 16000)
+    write_wav(root / "high" / ".copy.wav", tone(300.0, 0.1), 16000)
+    (root / "low" / "broken.wav").unlink()
+    paths, labels = labelled_wavs(root)
+    assert sorted(set(labels)) == ["high", "low"] and len(paths) == 8 and not any(".ipynb" in str(p) or ".copy" in str(p) for p in paths)
     with pytest.raises(SeqlabError, match="needs data.path"):
         SpeechDataModule(source="wav_folder")
     with pytest.raises(SeqlabError, match="Unknown speech source 'mp3'"):
@@ -284,6 +291,9 @@ def test_frame_file_bad_inputs(tmp_path):
     np.savez(tmp_path / "nolabels.npz", X=np.concatenate(arrays), lengths=[len(a) for a in arrays])
     with pytest.raises(SeqlabError, match="no 'y' array"):
         SpeechDataModule(source="file", path=str(tmp_path / "nolabels.npz")).ensure_preprocessing()
+    np.savez(tmp_path / "nanlabel.npz", X=np.concatenate(arrays), lengths=[len(a) for a in arrays], y=np.where(np.arange(40) == 3, np.nan, 1.0))
+    with pytest.raises(SeqlabError, match=r"has 1 entries without a label \(first: \[3\]\)"):
+        SpeechDataModule(source="file", path=str(tmp_path / "nanlabel.npz")).ensure_preprocessing()
     np.savez(tmp_path / "ok.npz", X=np.concatenate(arrays), lengths=[len(a) for a in arrays], y=y)
     with pytest.raises(SeqlabError, match=r"outside the label set \['no', 'maybe'\]: \['yes'\]"):
         SpeechDataModule(source="file", path=str(tmp_path / "ok.npz"), labels=["no", "maybe"]).ensure_preprocessing()

@@ -391,6 +391,12 @@ def read_signal_file(
     df = read_table(path)
     meta = {c for c in (label_column, subject_column, recording_column) if c}
     names = list(channels) if channels is not None else [c for c in df.columns if c not in meta]
+    index = [c for c in names if str(c).startswith("Unnamed: ")]
+    if channels is None and index:
+        raise SeqlabError(
+            f"{path} has a column without a name ({index[0]!r}): a saved pandas index, not a signal. "
+            "Write the file with index=False, or list the signal columns in data.channels."
+        )
     missing = [c for c in names if c not in df.columns]
     if missing:
         raise SeqlabError(f"{path} has no channel column(s) {missing}; its columns are {list(df.columns)}. Fix data.channels.")
@@ -730,8 +736,14 @@ class ActivityDataModule(SeqDataModule):
         p = self.preprocessing
         channels = list(p["channels"])
         path = Path(self.predict_input)
-        wanted = None if path.suffix == ".npz" else channels
-        arrays, names, row_word = read_signal_file(path, wanted, None, self.subject_column, self.recording_column)
+        npz = path.suffix == ".npz"
+        arrays, names, row_word = read_signal_file(path, None if npz else channels, None, self.subject_column, self.recording_column)
+        named = names != [f"ch{i}" for i in range(len(names))]  # an npz without a 'channels' array is taken in order
+        if npz and named and names != channels:  # an npz that names its channels is matched by name, as a table is
+            missing = [c for c in channels if c not in names]
+            if missing:
+                raise SeqlabError(f"{path} has no channel(s) {missing}; its channels are {names}, the checkpoint's {channels}.")
+            arrays["signals"], names = arrays["signals"][:, [names.index(c) for c in channels]], channels
         if len(names) != len(channels):
             raise SeqlabError(
                 f"{path} has {len(names)} channel(s) {names}; the checkpoint was trained on {len(channels)}: {channels}. "

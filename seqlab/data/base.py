@@ -143,12 +143,28 @@ def check_source(source: str, sources: Sequence[str], family: str) -> None:
 
 
 # Tables (read_table) that a predict input file may be: read by its text or sequence column.
-TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet")
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet", ".csv.gz", ".tsv.gz", ".jsonl.gz")
+
+
+def table_suffix(path: str | Path) -> str:
+    """A data file's type as read_table knows it: ``.csv``, or ``.csv.gz`` for a gzipped one; lower case."""
+    path = Path(path)
+    return ("".join(path.suffixes[-2:]) if path.suffix.lower() == ".gz" else path.suffix).lower()
 
 
 def is_table(path: str | Path) -> bool:
     """Whether a predict input file is a table (by its suffix, in any case: ``reviews.CSV`` too)."""
-    return Path(path).suffix.lower() in TABLE_SUFFIXES
+    return table_suffix(path) in TABLE_SUFFIXES
+
+
+def read_text_file(path: str | Path) -> str:
+    """A UTF-8 text file's contents; anything else (a gzipped or Latin-1 file) is a clear error."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        hint = "It looks gzipped: decompress it (gunzip)." if path.read_bytes()[:2] == b"\x1f\x8b" else "Save it as UTF-8."
+        raise SeqlabError(f"{path} is not UTF-8 text (byte {err.start}). {hint}") from None
 
 
 def is_input_file(source: Any, suffixes: Sequence[str]) -> bool:
@@ -159,7 +175,10 @@ def is_input_file(source: Any, suffixes: Sequence[str]) -> bool:
         return False
     if Path(source).is_file():
         return True
-    if len(source.split()) == 1 and Path(source).suffix.lower() in suffixes:
+    one_word = len(source.split()) == 1
+    if one_word and "/" in source and Path(source).is_dir():
+        raise SeqlabError(f"data.predict_input {source!r} is a folder. Give a file in it, or a list of inputs.")
+    if one_word and (table_suffix(source) in suffixes or Path(source).suffix.lower() in suffixes):
         raise SeqlabError(f"data.predict_input {source!r}: no such file. Check the path, or give a list of inputs to predict on them as they are.")
     return False
 
@@ -195,7 +214,19 @@ def train_val_test(
     stratified seeded ``test_size`` share; validation is a stratified ``val_size`` share of train
     (none when val_size is 0: training on the whole training split), the ``val_fold``-th one."""
     if official is not None:
+        official = np.asarray(official).astype(str)
+        other = sorted(str(v) for v in set(official) - {"train", "test"})
+        if other:
+            raise SeqlabError(
+                f"The 'split' column may only hold 'train' and 'test'; it also holds {other[:5]}. "
+                "Fix those rows, or drop the column to split by data.test_size."
+            )
         train_idx, test_idx = np.flatnonzero(official == "train"), np.flatnonzero(official == "test")
+        for name, idx in (("train", train_idx), ("test", test_idx)):
+            if len(idx) == 0:
+                raise SeqlabError(
+                    f"The 'split' column marks no row {name!r}. Mark some rows {name!r}, or drop the column to split by data.test_size."
+                )
     else:
         train_idx, test_idx = stratified_split(y, test_size, seed)
     fit, val = stratified_split(y[train_idx], val_size, seed + 1, val_fold)
@@ -214,6 +245,9 @@ def require_two_classes(labels: Sequence[str], where: str) -> None:
 
 def encode_labels(values: Sequence[Any], labels: list[str] | None, column: str) -> tuple[np.ndarray, list[str]]:
     """Map raw label values to class indices; the label set is ``labels`` or the sorted values."""
+    missing = [i for i, v in enumerate(values) if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)) or str(v).strip() == ""]
+    if missing:
+        raise SeqlabError(f"Column {column!r} has {len(missing)} entries without a label (first: {missing[:5]}). Remove or fill them.")
     values = [str(v) for v in values]
     if labels is None:
         labels = sorted(set(values), key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
@@ -328,10 +362,10 @@ def read_table(path: str | Path):
 
     path = Path(path)
     if not path.is_file():
-        raise SeqlabError(f"Data file {path} does not exist. Fix data.path.")
+        raise SeqlabError(f"Data file {path} does not exist. Fix data.path (or data.predict_input).")
     if path.stat().st_size == 0:
         raise SeqlabError(f"Data file {path} is empty. Point data.path to a file with a header and rows.")
-    suffix = ("".join(path.suffixes[-2:]) if path.suffix.lower() == ".gz" else path.suffix).lower()
+    suffix = table_suffix(path)
     try:
         if suffix in (".csv", ".csv.gz"):
             df = pd.read_csv(path)
@@ -346,7 +380,8 @@ def read_table(path: str | Path):
     except (ValueError, pd.errors.ParserError) as err:
         if isinstance(err, SeqlabError):
             raise
-        raise SeqlabError(f"Data file {path} could not be parsed as {suffix}: {err}") from err
+        hint = " Save it as UTF-8." if isinstance(err, UnicodeDecodeError) else ""
+        raise SeqlabError(f"Data file {path} could not be parsed as {suffix}: {err}.{hint}") from err
     if len(df) == 0:
         raise SeqlabError(f"Data file {path} has a header but no rows. Add data, or point data.path elsewhere.")
     return df

@@ -35,6 +35,7 @@ from seqlab.data.base import (
     load_hub_table,
     pad_batch,
     read_table,
+    read_text_file,
     require_columns,
     train_val_test,
 )
@@ -110,7 +111,7 @@ def parse_fasta(path: str | Path) -> list[tuple[str, str, str]]:
     if not path.is_file():
         raise SeqlabError(f"FASTA file {path} does not exist. Fix data.path or data.class_files.")
     records, header, parts = [], None, []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_text_file(path).splitlines(), 1):
         line = line.strip()
         if line.startswith(">"):
             if header is not None:
@@ -201,6 +202,8 @@ class DnaDataModule(SeqDataModule):
             raise SeqlabError("data.source=fasta needs data.path (label in a header field) or data.class_files (label -> FASTA file).")
         if source == "file" and not path:
             raise SeqlabError("data.source=file needs data.path: a .csv, .tsv, .jsonl or .parquet file.")
+        if max_length is not None and max_length < 1:
+            raise SeqlabError(f"data.max_length must be at least 1, or null to keep whole sequences; got {max_length}.")
         if k < 1 or stride < 1:
             raise SeqlabError(f"data.k and data.stride must be at least 1 (got k={k}, stride={stride}).")
         self.source, self.path, self.class_files, self.label_field = source, path, class_files, label_field
@@ -326,12 +329,17 @@ class DnaDataModule(SeqDataModule):
                 df = read_table(source)
                 require_columns(df, (self.sequence_column,), source, "Set data.sequence_column to the column that holds the sequences.")
                 records = [(f"row {i}", s) for i, s in enumerate(df[self.sequence_column].fillna("").astype(str))]
-            elif (text := Path(source).read_text()).lstrip().startswith(">"):
+            elif (text := read_text_file(source)).lstrip().startswith(">"):
                 records = [(rid, seq) for rid, _, seq in parse_fasta(source)]
             else:
                 records = [(f"line {i}", s.strip()) for i, s in enumerate(text.splitlines(), 1) if s.strip()]
         else:
+            if not isinstance(source, (str, list, tuple)):
+                raise SeqlabError(f"data.predict_input must be a DNA string, a list of them or a file path, not {type(source).__name__}.")
             items = [source] if isinstance(source, str) else list(source)
+            wrong = [i for i, s in enumerate(items) if not isinstance(s, str)]
+            if wrong:
+                raise SeqlabError(f"data.predict_input items {wrong[:5]} are not strings; give DNA strings (or a FASTA/text/table file).")
             records = [(f"input {i}", s) for i, s in enumerate(items)]
         p = self.ensure_preprocessing()  # cut as the training data was (older checkpoints lack this: the config's)
         cut = p.get("max_length", self.max_length), p.get("truncation", self.truncation)

@@ -27,9 +27,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise SeqlabError(f"Checkpoint {path} does not exist. Check the path; a fit writes its checkpoints under <log dir>/checkpoints/.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise SeqlabError(f"Checkpoint {path} could not be read ({err}). It is not a seqlab/Lightning checkpoint or it is damaged.") from err
+    if not (isinstance(checkpoint, dict) and {"state_dict", "hyper_parameters", "pytorch-lightning_version"} <= set(checkpoint)):
+        keys = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise SeqlabError(f"{path} is a torch file but not a seqlab checkpoint (it holds {keys}). Give a .ckpt file that a fit wrote.")
+    return checkpoint
 
 
 def task_states(checkpoint: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -58,6 +62,8 @@ class SeqDataModule(L.LightningDataModule):
         val_fold: int = 0,
     ) -> None:
         super().__init__()
+        if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
+            raise SeqlabError(f"data.batch_size and data.eval_batch_size must be at least 1; got {batch_size} and {eval_batch_size}.")
         if val_fold < 0:
             raise SeqlabError(f"data.val_fold counts validation shares from 0; got {val_fold}.")
         self.task_name = task_name

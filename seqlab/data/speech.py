@@ -145,9 +145,14 @@ def load_frames(path: str | Path) -> tuple[list[np.ndarray], np.ndarray | None, 
     return check_frames(arrays, str(path)), y, None if split is None else split.astype(str)
 
 
+def hidden(path: Path, root: Path) -> bool:
+    """Whether a path below ``root`` lies in (or is) a hidden file or folder (``.ipynb_checkpoints``, ``.git``)."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
 def wav_files(folder: Path) -> list[Path]:
-    """Every ``.wav`` under ``folder`` (any depth, any case), sorted."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".wav" and p.is_file())
+    """Every ``.wav`` under ``folder`` (any depth, any case), sorted; hidden files and folders are skipped."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".wav" and p.is_file() and not hidden(p, folder))
 
 
 def labelled_wavs(root: str | Path) -> tuple[list[Path], list[str]]:
@@ -156,7 +161,7 @@ def labelled_wavs(root: str | Path) -> tuple[list[Path], list[str]]:
     if not root.is_dir():
         raise SeqlabError(f"WAV folder {root} does not exist or is not a folder. Fix data.path.")
     paths, labels = [], []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not hidden(p, root)):  # not .ipynb_checkpoints
         for wav in wav_files(folder):
             paths.append(wav)
             labels.append(folder.name)

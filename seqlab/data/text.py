@@ -27,6 +27,7 @@ from seqlab.data.base import (
     is_table,
     load_hub_table,
     read_table,
+    read_text_file,
     require_columns,
     save_atomically,
     train_val_test,
@@ -145,6 +146,8 @@ class TextDataModule(SeqDataModule):
         self.labels = labels
         self.test_size = test_size
         self.val_size = val_size
+        if max_length < 1:
+            raise SeqlabError(f"data.max_length must be at least 1 token; got {max_length}.")
         self.max_length = max_length
         self.truncation = truncation
         self.lowercase = lowercase
@@ -298,10 +301,12 @@ class TextDataModule(SeqDataModule):
                     raise SeqlabError(f"{path} rows {missing[:5]} have no {self.text_column!r} value. Fill them or drop those rows.")
                 texts = df[self.text_column].astype(str).tolist()
             else:
-                texts = [line for line in path.read_text().splitlines() if line.strip()]
+                texts = [line for line in read_text_file(path).splitlines() if line.strip()]
             if not texts:
                 raise SeqlabError(f"{path} holds no text to predict on.")
             return texts
+        if not isinstance(source, (str, list, tuple)):
+            raise SeqlabError(f"data.predict_input must be a string, a list of strings or a file path, not {type(source).__name__}.")
         texts = [source] if isinstance(source, str) else list(source)
         wrong = [i for i, t in enumerate(texts) if not isinstance(t, str)]
         if wrong:
