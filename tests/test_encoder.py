@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from seqlab.errors import SeqlabError
 from seqlab.nn import LSTMEncoder, SequenceClassificationHead
 
 POOLINGS = ["last", "mean", "max", "attention"]
@@ -227,5 +228,5 @@ def test_position_embedding_adds_a_learned_vector_per_step():
     x = torch.tensor([[1, 1, 1]])
     out = layer(x)
     torch.testing.assert_close(out[0] - layer.input_layer(x)[0], layer.positions.weight[:3])
-    with pytest.raises(ValueError, match="longer than the 4 learned positions"):
+    with pytest.raises(SeqlabError, match="longer than the 4 learned positions.*to predict, give inputs of at most"):
         layer(torch.ones(1, 5, dtype=torch.long))

@@ -15,6 +15,7 @@ import torch
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
+from seqlab.errors import SeqlabError
 from seqlab.nn.lstm import reverse_padded, run_reference_layer
 
 Pooling = Literal["last", "mean", "max", "attention"]
@@ -70,9 +71,9 @@ class WithPositions(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         T = x.size(1)
         if T > self.positions.num_embeddings:
-            raise ValueError(
-                f"A sequence of {T} steps is longer than the {self.positions.num_embeddings} learned positions; "
-                "raise model.position_embedding or truncate the data (data.max_length)."
+            raise SeqlabError(
+                f"A sequence of {T} steps is longer than the {self.positions.num_embeddings} learned positions. To train, raise "
+                "model.position_embedding or truncate the data (data.max_length); to predict, give inputs of at most that many steps."
             )
         return self.input_layer(x) + self.positions.weight[:T]  # (B, T, E) + (T, E)
 
