@@ -19,6 +19,22 @@ from seqlab.data.module import read_checkpoint, task_states
 from seqlab.errors import SeqlabError
 
 
+def same_data(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two checkpoints' data states (task -> state) agree; a key only one of them has
+    (written by another seqlab version) is set aside."""
+    if a.keys() != b.keys():
+        return False
+    for task in a:
+        for part in ("family", "preprocessing", "settings"):
+            x, y = a[task].get(part), b[task].get(part)
+            if isinstance(x, dict) and isinstance(y, dict):
+                if any(x[k] != y[k] for k in x.keys() & y.keys()):
+                    return False
+            elif x is not None and y is not None and x != y:
+                return False
+    return True
+
+
 class Predictor:
     """A trained model and its tasks' preprocessing. ``predict`` takes what the task's family
     reads (see each DataModule's ``predict_input``): texts; DNA strings; for speech a list of
@@ -38,7 +54,7 @@ class Predictor:
         self.model = self.models[0]
         for other, model, other_states in zip(self.paths[1:], self.models[1:], states[1:]):
             same_specs = {n: s.to_dict() for n, s in model.specs.items()} == {n: s.to_dict() for n, s in self.model.specs.items()}
-            if not same_specs or other_states != self.states:
+            if not same_specs or not same_data(other_states, self.states):
                 raise SeqlabError(
                     f"{other} was trained on other tasks or other data settings (vocabulary, labels, statistics) than {self.path}; "
                     "an ensemble averages checkpoints of the same config, trained with different seeds."
@@ -108,8 +124,8 @@ class Predictor:
         if family == "SpeechDataModule":
             np.savez(tmp / "frames.npz", X=np.concatenate(arrays), lengths=lengths)
             return str(tmp / "frames.npz")
-        window = module.preprocessing["window"]
-        short = [i for i, n in enumerate(lengths) if n < window]
+        window = module.preprocessing["window"]  # None: each recording is one window (BasicMotions)
+        short = [i for i, n in enumerate(lengths) if window is not None and n < window]
         if short:
             raise SeqlabError(f"Recordings {short[:5]} are shorter than one window ({window} samples): they give no prediction. Drop them.")
         recording = np.repeat(np.arange(len(arrays)), lengths).astype(str)

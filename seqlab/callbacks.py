@@ -51,6 +51,17 @@ class JsonlPredictionWriter(L.Callback):
         print(f"seqlab: wrote {len(self._rows)} predictions to {path}")
 
 
+def one_file_saved_now(trainer: L.Trainer) -> bool:
+    """Whether ``trainer.save_checkpoint`` writes one file and returns when it is written: the plain
+    torch checkpoint IO (not an asynchronous one) under a strategy that does not shard the state."""
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+    from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy, SingleDeviceStrategy
+
+    strategy = trainer.strategy
+    single = isinstance(strategy, (SingleDeviceStrategy, DDPStrategy)) and not isinstance(strategy, DeepSpeedStrategy)
+    return single and type(strategy.checkpoint_io) is TorchCheckpointIO
+
+
 class ModelCheckpoint(_LightningModelCheckpoint):
     """Lightning's ModelCheckpoint with two changes.
 
@@ -68,7 +79,7 @@ class ModelCheckpoint(_LightningModelCheckpoint):
 
         from fsspec.implementations.local import LocalFileSystem
 
-        if not isinstance(self._fs, LocalFileSystem):  # object storage: Lightning's own upload
+        if not (isinstance(self._fs, LocalFileSystem) and one_file_saved_now(trainer)):  # object storage, async or sharded saving
             return super()._save_checkpoint(trainer, filepath)
         partial = f"{filepath}.partial"
         trainer.save_checkpoint(partial, self.save_weights_only)

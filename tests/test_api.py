@@ -123,3 +123,26 @@ def test_a_torch_file_that_is_no_checkpoint_is_refused_by_name(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "plain.pt")
     with pytest.raises(SeqlabError, match=r"plain\.pt is a torch file but not a seqlab checkpoint \(it holds \['weights'\]\)"):
         seqlab.load(tmp_path / "plain.pt")
+
+
+def test_checkpoints_of_one_config_from_another_seqlab_version_still_ensemble():
+    from seqlab.api import same_data
+
+    new = {"dna": {"family": "DnaDataModule", "preprocessing": {"labels": ["a", "b"], "k": 3, "max_length": None}, "settings": {"rc_average": False}}}
+    old = {"dna": {"family": "DnaDataModule", "preprocessing": {"labels": ["a", "b"], "k": 3}}}  # before max_length and settings were stored
+    assert same_data(new, old) and same_data(old, new)
+    assert not same_data(new, {"dna": {**old["dna"], "preprocessing": {"labels": ["b", "a"], "k": 3}}})
+    assert not same_data(new, {"dna": {**new["dna"], "settings": {"rc_average": True}}})
+    assert not same_data(new, {"other": old["dna"]})
+
+
+def test_activity_arrays_without_a_window_are_whole_recordings(tmp_path):
+    import numpy as np
+
+    from seqlab.api import Predictor
+    from seqlab.data import ActivityDataModule
+
+    module = ActivityDataModule(source="basic_motions", window=None)
+    module.preprocessing = {"window": None}  # each recording is one window (configs/basic_motions.yaml)
+    path = Predictor._as_input(module, [np.zeros((10, 6)), np.zeros((100, 6))], tmp_path)
+    assert np.load(path)["signals"].shape == (110, 6)

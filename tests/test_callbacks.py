@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import yaml
@@ -197,3 +198,14 @@ def test_sweep_parameters_are_cli_keys_and_reach_the_config(capsys):
         for part in name.split("."):
             node = node[part]
         assert node == value, name
+
+
+def test_checkpoints_are_renamed_into_place_only_where_one_file_is_written_at_once():
+    from lightning.pytorch.plugins.io import AsyncCheckpointIO
+
+    from seqlab.callbacks import one_file_saved_now
+
+    plain = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    assert one_file_saved_now(plain)
+    later = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, plugins=[AsyncCheckpointIO()])
+    assert not one_file_saved_now(later)  # its file appears after save_checkpoint returns: Lightning's own saving

@@ -294,3 +294,16 @@ def test_token_dropout_only_in_training_and_never_on_padding(tmp_path, reviews_c
     assert bool((train["x"][~real] == 0).all()) and bool((train["x"][real] != 0).all())  # padding untouched, no token made padding
     val = next(iter(dm.val_dataloader()))
     assert float((val["x"] == 1).float().mean()) < 0.05
+
+
+def test_a_hub_dataset_without_a_test_split_gets_a_seeded_one(monkeypatch):
+    import datasets
+
+    from seqlab.data.base import load_hub_table
+
+    rows = {"text": ["good", "bad", "fine", "awful"], "label": [1, 0, 1, 0]}
+    for splits, has_column in ((("train",), False), (("train", "test"), True)):
+        loaded = datasets.DatasetDict({s: datasets.Dataset.from_dict(rows) for s in splits})
+        monkeypatch.setattr(datasets, "load_dataset", lambda *args, loaded=loaded, **kwargs: loaded)
+        df = load_hub_table("someone/reviews", None, "label", None, "")
+        assert ("split" in df.columns) == has_column and len(df) == 4 * len(splits)

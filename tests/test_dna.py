@@ -238,3 +238,29 @@ def test_predict_inputs_that_are_not_dna_text_are_errors(tmp_path):
         dm.predict_dataset()
     with pytest.raises(SeqlabError, match="not UTF-8 text"):
         DnaDataModule(source="fasta", path=str(tmp_path / "latin1.fa")).ensure_preprocessing()
+
+
+def test_resuming_from_a_checkpoint_without_the_cut_keys_or_with_another_max_length(tmp_path):
+    path = str(write_fasta(tmp_path / "x.fa", fasta_records()))
+    state = DnaDataModule(source="fasta", path=path, max_length=20).state_dict()
+    older = {**state, "preprocessing": {k: v for k, v in state["preprocessing"].items() if k not in ("max_length", "truncation")}}
+    older.pop("settings")
+    for stored in (older, state):
+        dm = DnaDataModule(source="fasta", path=path, max_length=24)  # the resumed fit cuts as its config says
+        dm.ensure_preprocessing()
+        dm.load_state_dict(stored)
+        assert dm.preprocessing["max_length"] == 24
+    relabelled = {**state, "preprocessing": {**state["preprocessing"], "labels": ["pos", "neg"]}}
+    with pytest.raises(SeqlabError, match="differs from the one built from this config's data"):
+        dm.load_state_dict(relabelled)
+
+
+def test_test_and_predict_cut_as_the_checkpoint_s_training_data(tmp_path):
+    path = str(write_fasta(tmp_path / "x.fa", fasta_records()))
+    trained = DnaDataModule(source="fasta", path=path, max_length=10, truncation="tail").state_dict()
+    dm = DnaDataModule(source="fasta", path=path)  # a config without max_length, the checkpoint's preprocessing
+    dm.load_state_dict(trained)
+    dm.setup("test")
+    assert max(dm.splits["test"].lengths()) == 10
+    dm.predict_input = ["ACGT" * 6]
+    assert decode(dm.predict_dataset().items[0]) == ("ACGT" * 6)[-10:]

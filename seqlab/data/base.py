@@ -395,7 +395,8 @@ def require_columns(df, columns: Sequence[str], where: str, fix: str) -> None:
 
 
 def load_hub_table(hub_id: str, config: str | None, label_column: str, labels: list[str] | None, offline_hint: str):
-    """A hub dataset's train and test splits as one DataFrame with a ``split`` column.
+    """A hub dataset's train and test splits as one DataFrame with a ``split`` column (none when the
+    dataset has no test split: the family then holds out a seeded ``data.test_size`` share).
 
     Fails within seconds when the hub cannot be reached (unless a cached copy exists), with
     ``offline_hint`` naming the offline alternative. Integer labels with names become the names.
@@ -422,6 +423,8 @@ def load_hub_table(hub_id: str, config: str | None, label_column: str, labels: l
     if not frames:
         raise SeqlabError(f"{hub_id} has no train or test split (it has {list(loaded)}).")
     df = pd.concat(frames, ignore_index=True)
+    if "test" not in loaded:  # no official test split: a seeded data.test_size share instead
+        df = df.drop(columns="split")
     if names and labels is None and label_column in df.columns:
         df[label_column] = [names[i] for i in df[label_column]]
     return df

@@ -163,6 +163,8 @@ class DnaDataModule(SeqDataModule):
     """DNA sequence classification from the pinned splice-junction archive, the hub's Genomic
     Benchmarks, a FASTA file (label in a header field, or one file per class) or a CSV/TSV."""
 
+    CUT_KEYS = ("max_length", "truncation")
+
     def __init__(
         self,
         source: Literal["splice_archive", "hub", "fasta", "file"] = "splice_archive",
@@ -275,7 +277,9 @@ class DnaDataModule(SeqDataModule):
                 seen.add(key)
                 keep.append(i)
         y, names = encode_labels([raw_labels[i] for i in keep], self.labels, self.label_column)
-        codes = [self._truncate(codes[i], self.max_length, self.truncation) for i in keep]
+        p = self.preprocessing or {}  # test/predict from a checkpoint: cut as its training data was
+        cut = p.get("max_length", self.max_length), p.get("truncation", self.truncation)
+        codes = [self._truncate(codes[i], *cut) for i in keep]
         parts = train_val_test(y, None if split is None else split[keep], self.test_size, self.val_size, self.seed, self.val_fold)
         return {"labels": names, "duplicates": len(ids) - len(keep), "splits": {k: ([codes[i] for i in v], y[v]) for k, v in parts.items()}}
 

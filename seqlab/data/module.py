@@ -50,6 +50,10 @@ def task_states(checkpoint: dict[str, Any]) -> dict[str, dict[str, Any]]:
 class SeqDataModule(L.LightningDataModule):
     """Common machinery: spec, bucketed loaders, preprocessing stored in checkpoints."""
 
+    # Preprocessing keys that say how sequences are cut (max_length), not how the weights read
+    # them: a resumed fit may change them (its config's apply), and checkpoints may lack them.
+    CUT_KEYS: tuple[str, ...] = ()
+
     def __init__(
         self,
         task_name: str,
@@ -139,7 +143,12 @@ class SeqDataModule(L.LightningDataModule):
         stored = self.preprocessing_in({"state": state}, "being loaded")
         if self.preprocessing is None:
             self.preprocessing = stored
-        elif stored != self.preprocessing:
+            return
+
+        def reading(p: dict[str, Any]) -> dict[str, Any]:  # how the weights read inputs; how the data is cut may change
+            return {k: v for k, v in p.items() if k not in self.CUT_KEYS}
+
+        if reading(stored) != reading(self.preprocessing):
             raise SeqlabError(
                 f"The checkpoint's preprocessing for task {self.task_name!r} (vocabulary, labels or "
                 "statistics) differs from the one built from this config's data, so its weights would "

@@ -101,6 +101,8 @@ class TextDataModule(SeqDataModule):
     from train only and travels in the checkpoint. Encoded splits are cached as Arrow tables.
     """
 
+    CUT_KEYS = ("max_length", "truncation")
+
     def __init__(
         self,
         source: Literal["imdb_archive", "hub", "file"] = "imdb_archive",

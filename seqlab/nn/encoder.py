@@ -33,19 +33,21 @@ def check_lengths(lengths: Any, B: int, T: int, device: torch.device) -> Tensor:
     lie in 1..T: an empty sequence has nothing to pool, and a length past T reads other memory."""
     if lengths is None:
         return torch.full((B,), T, dtype=torch.long, device=device)
-    lengths = torch.as_tensor(lengths, device=device)
+    lengths = torch.as_tensor(lengths)  # on its own device until checked
     if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
         raise ValueError(f"lengths must be integers (a long tensor), not {lengths.dtype}.")
     if lengths.shape != (B,):
         raise ValueError(f"lengths must hold one length per sequence, shape ({B},); got shape {tuple(lengths.shape)}.")
-    if B and not torch.jit.is_tracing():  # a traced graph (TorchScript, ONNX) keeps no Python check
-        low, high = int(lengths.min()), int(lengths.max())
+    # Values are checked where that costs no wait on an accelerator (lengths on the CPU, as a
+    # DataLoader gives them, even for a model on a GPU); a traced graph keeps no Python check.
+    if B and lengths.device.type == "cpu" and not torch.jit.is_tracing():
+        low, high = (int(v) for v in torch.aminmax(lengths))
         if low < 1 or high > T:
             raise ValueError(
                 f"Each length must be between 1 and the batch's padded length {T}; got lengths from {low} to {high}. "
                 "Drop empty sequences, and pad the batch to its longest sequence."
             )
-    return lengths.long()
+    return lengths.to(device=device, dtype=torch.long)
 
 
 def make_input_layer(input_size: int, vocab_size: int | None = None, feature_dim: int | None = None, padding_idx: int = 0) -> nn.Module:
