@@ -167,6 +167,18 @@ def read_text_file(path: str | Path) -> str:
         raise SeqlabError(f"{path} is not UTF-8 text (byte {err.start}). {hint}") from None
 
 
+def inline_strings(source: Any, give: str) -> list[str]:
+    """A ``data.predict_input`` given inline, one string or a list of them, as a list; ``give``
+    says what to give instead of a non-string item."""
+    if not isinstance(source, (str, list, tuple)):
+        raise SeqlabError(f"data.predict_input must be a string, a list of strings or a file path, not {type(source).__name__}.")
+    items = [source] if isinstance(source, str) else list(source)
+    wrong = [i for i, item in enumerate(items) if not isinstance(item, str)]
+    if wrong:
+        raise SeqlabError(f"data.predict_input items {wrong[:5]} are not strings; give {give}.")
+    return items
+
+
 def is_input_file(source: Any, suffixes: Sequence[str]) -> bool:
     """Whether a ``data.predict_input`` string names a file to read rather than being the input
     itself; a string that looks like a file name (one word with one of ``suffixes``) but names

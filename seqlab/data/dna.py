@@ -30,6 +30,7 @@ from seqlab.data.base import (
     check_source,
     encode_labels,
     fetch_member,
+    inline_strings,
     is_input_file,
     is_table,
     load_hub_table,
@@ -277,11 +278,16 @@ class DnaDataModule(SeqDataModule):
                 seen.add(key)
                 keep.append(i)
         y, names = encode_labels([raw_labels[i] for i in keep], self.labels, self.label_column)
-        p = self.preprocessing or {}  # test/predict from a checkpoint: cut as its training data was
-        cut = p.get("max_length", self.max_length), p.get("truncation", self.truncation)
-        codes = [self._truncate(codes[i], *cut) for i in keep]
+        max_length, truncation = self._cut()
+        codes = [self._truncate(codes[i], max_length, truncation) for i in keep]
         parts = train_val_test(y, None if split is None else split[keep], self.test_size, self.val_size, self.seed, self.val_fold)
         return {"labels": names, "duplicates": len(ids) - len(keep), "splits": {k: ([codes[i] for i in v], y[v]) for k, v in parts.items()}}
+
+    def _cut(self) -> tuple[int | None, str]:
+        """(max_length, truncation): a checkpoint's, once test or predict read its preprocessing, so
+        sequences are cut as its training data was (older checkpoints lack them: the config's)."""
+        p = self.preprocessing or {}
+        return p.get("max_length", self.max_length), p.get("truncation", self.truncation)
 
     @staticmethod
     def _truncate(codes: np.ndarray, max_length: int | None, truncation: str) -> np.ndarray:
@@ -338,13 +344,8 @@ class DnaDataModule(SeqDataModule):
             else:
                 records = [(f"line {i}", s.strip()) for i, s in enumerate(text.splitlines(), 1) if s.strip()]
         else:
-            if not isinstance(source, (str, list, tuple)):
-                raise SeqlabError(f"data.predict_input must be a DNA string, a list of them or a file path, not {type(source).__name__}.")
-            items = [source] if isinstance(source, str) else list(source)
-            wrong = [i for i, s in enumerate(items) if not isinstance(s, str)]
-            if wrong:
-                raise SeqlabError(f"data.predict_input items {wrong[:5]} are not strings; give DNA strings (or a FASTA/text/table file).")
+            items = inline_strings(source, "DNA strings (or a FASTA/text/table file)")
             records = [(f"input {i}", s) for i, s in enumerate(items)]
-        p = self.ensure_preprocessing()  # cut as the training data was (older checkpoints lack this: the config's)
-        cut = p.get("max_length", self.max_length), p.get("truncation", self.truncation)
-        return SequenceDataset([self._truncate(to_codes(seq, rid), *cut) for rid, seq in records])
+        self.ensure_preprocessing()
+        max_length, truncation = self._cut()
+        return SequenceDataset([self._truncate(to_codes(seq, rid), max_length, truncation) for rid, seq in records])

@@ -23,6 +23,7 @@ from seqlab.data.base import (
     encode_labels,
     fetch_member,
     fingerprint,
+    inline_strings,
     is_input_file,
     is_table,
     load_hub_table,
@@ -307,13 +308,7 @@ class TextDataModule(SeqDataModule):
             if not texts:
                 raise SeqlabError(f"{path} holds no text to predict on.")
             return texts
-        if not isinstance(source, (str, list, tuple)):
-            raise SeqlabError(f"data.predict_input must be a string, a list of strings or a file path, not {type(source).__name__}.")
-        texts = [source] if isinstance(source, str) else list(source)
-        wrong = [i for i, t in enumerate(texts) if not isinstance(t, str)]
-        if wrong:
-            raise SeqlabError(f"data.predict_input items {wrong[:5]} are not strings; give texts (or a .txt/.jsonl/.csv file).")
-        return texts
+        return inline_strings(source, "texts (or a .txt/.jsonl/.csv file)")
 
     def predict_dataset(self) -> SequenceDataset:
         self.ensure_preprocessing()
