@@ -213,10 +213,11 @@ class SeqModel(L.LightningModule):
     def _idle_parameters(self) -> list[nn.Parameter]:
         """Parameters this step must not update: other tasks' input layers and heads, and the
         shared encoder while it is frozen."""
+        frozen = self._trainer is not None and self.current_epoch < self.freeze_backbone_epochs
         idle = []
         for inputs, encoder, heads in self.member_modules():
             idle += [p for name in self.specs if name not in self._step_tasks for p in (*inputs[name].parameters(), *heads[name].parameters())]
-            if self._trainer is not None and self.current_epoch < self.freeze_backbone_epochs:
+            if frozen:
                 idle += list(encoder.parameters())
         return idle
 

@@ -169,8 +169,11 @@ class LSTMEncoder(nn.Module):
         Outputs at padded steps are not meaningful; pool with ``lengths``. ``input_layer``
         replaces the encoder's own input layer (a multi-task model keeps one per task).
         """
+        return self._encode(x, check_lengths(lengths, *x.shape[:2], x.device), input_layer)
+
+    def _encode(self, x: Tensor, lengths: Tensor, input_layer: nn.Module | None) -> Tensor:
+        """``encode`` with lengths already checked (check_lengths)."""
         B, T = x.shape[:2]
-        lengths = check_lengths(lengths, B, T, x.device)
         if x.is_floating_point():  # zeros past each end: a NaN in the padding reaches no output or gradient
             x = torch.where(lengths_mask(lengths, T).view(B, T, *[1] * (x.dim() - 2)), x, 0.0)
         h = (self.input if input_layer is None else input_layer)(x)  # (B, T, I)
@@ -187,8 +190,11 @@ class LSTMEncoder(nn.Module):
 
     def pool(self, out: Tensor, lengths: Tensor | None) -> Tensor:
         """(B, T, D) outputs -> (B, D), looking only at real steps."""
+        return self._pool(out, check_lengths(lengths, *out.shape[:2], out.device))
+
+    def _pool(self, out: Tensor, lengths: Tensor) -> Tensor:
+        """``pool`` with lengths already checked (check_lengths)."""
         B, T, D = out.shape
-        lengths = check_lengths(lengths, B, T, out.device)
         mask = lengths_mask(lengths, T).unsqueeze(2)  # (B, T, 1)
         if self.pooling == "last":
             last = out[torch.arange(B, device=out.device), lengths - 1]  # (B, D)
@@ -207,7 +213,8 @@ class LSTMEncoder(nn.Module):
         """x: (B, T) token ids or (B, T, F) features, lengths (B,) -> (B, output_size)."""
         if self.chunk_size is not None and x.size(1) > self.chunk_size:
             return self._chunked(x, lengths, input_layer)
-        return self.pool(self.encode(x, lengths, input_layer), lengths)
+        lengths = check_lengths(lengths, *x.shape[:2], x.device)  # once for both steps
+        return self._pool(self._encode(x, lengths, input_layer), lengths)
 
     def _chunked(self, x: Tensor, lengths: Tensor | None, input_layer: nn.Module | None) -> Tensor:
         """Long sequences in bounded memory. Every sequence is cut into chunks of ``chunk_size``
@@ -227,7 +234,7 @@ class LSTMEncoder(nn.Module):
         rows = chunk_lengths.nonzero().squeeze(1)  # chunks holding real steps
 
         def encode_chunks(xs: Tensor, ls: Tensor) -> Tensor:
-            return self.pool(self.encode(xs[:, : int(ls.max())], ls, input_layer), ls)
+            return self._pool(self._encode(xs[:, : int(ls.max())], ls, input_layer), ls)  # chunk lengths: 1..c by construction
 
         pooled = []
         for group in rows.split(self.chunk_batch):
