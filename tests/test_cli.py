@@ -138,6 +138,19 @@ def test_checkpoint_of_another_task_is_refused_with_its_tasks(reviews_csv):
     assert exit_info.value.code == 2
 
 
+def test_predict_needs_no_training_file_but_test_does(reviews_csv, tmp_path, capsys):
+    """A checkpoint holds all that predict reads; only what reads the training data asks for data.path."""
+    best = fit_tiny(reviews_csv, "--trainer.max_epochs=1").trainer.checkpoint_callback.best_model_path
+    out = tmp_path / "preds.jsonl"
+    no_path = [*tiny_text_args(reviews_csv), "--data.path=null", f"--ckpt_path={best}"]
+    main(["predict", *no_path, "--data.predict_input=[great, awful]", f"--prediction_writer.output_path={out}"])
+    assert len(out.read_text().splitlines()) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["test", *no_path])
+    assert exit_info.value.code == 2
+    assert "data.source=file needs data.path" in capsys.readouterr().err
+
+
 def test_a_yaml_syntax_error_names_the_config_file_and_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  hidden_size: 8\n   embed_dim: 4\n")

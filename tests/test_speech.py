@@ -226,7 +226,7 @@ def test_wav_folder_bad_inputs(tmp_path):
     paths, labels = labelled_wavs(root)
     assert sorted(set(labels)) == ["high", "low"] and len(paths) == 8 and not any(".ipynb" in str(p) or ".copy" in str(p) for p in paths)
     with pytest.raises(SeqlabError, match="needs data.path"):
-        SpeechDataModule(source="wav_folder")
+        SpeechDataModule(source="wav_folder").ensure_preprocessing()
     with pytest.raises(SeqlabError, match="Unknown speech source 'mp3'"):
         SpeechDataModule(source="mp3")
 

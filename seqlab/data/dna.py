@@ -202,9 +202,9 @@ class DnaDataModule(SeqDataModule):
         if encoding not in ENCODINGS:
             raise SeqlabError(f"Unknown DNA encoding {encoding!r}; choose one of {', '.join(ENCODINGS)}.")
         if source == "fasta" and not (path or class_files):
-            raise SeqlabError("data.source=fasta needs data.path (label in a header field) or data.class_files (label -> FASTA file).")
+            self.missing_path = "data.source=fasta needs data.path (label in a header field) or data.class_files (label -> FASTA file)."
         if source == "file" and not path:
-            raise SeqlabError("data.source=file needs data.path: a .csv, .tsv, .jsonl or .parquet file.")
+            self.missing_path = "data.source=file needs data.path: a .csv, .tsv, .jsonl or .parquet file."
         if max_length is not None and max_length < 1:
             raise SeqlabError(f"data.max_length must be at least 1, or null to keep whole sequences; got {max_length}.")
         if k < 1 or stride < 1:

@@ -54,6 +54,10 @@ class SeqDataModule(L.LightningDataModule):
     # them: a resumed fit may change them (its config's apply), and checkpoints may lack them.
     CUT_KEYS: tuple[str, ...] = ()
 
+    # Set by a family whose data.source reads data.path when none was given. It stops only what
+    # reads the training data, so predicting from a checkpoint needs no data.path.
+    missing_path: str | None = None
+
     def __init__(
         self,
         task_name: str,
@@ -107,6 +111,7 @@ class SeqDataModule(L.LightningDataModule):
             if self.preprocessing_from:
                 self.preprocessing = self.preprocessing_in(read_checkpoint(self.preprocessing_from), self.preprocessing_from)
             else:
+                self.check_path()
                 self.build_preprocessing()
         return self.preprocessing
 
@@ -165,9 +170,14 @@ class SeqDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         self.ensure_preprocessing()
         if stage in ("fit", "validate", "test") and not self.splits:
+            self.check_path()
             self.build_splits()
         if stage == "fit" and not len(self.splits["val"]):
             self._check_no_val_monitor()
+
+    def check_path(self) -> None:
+        if self.missing_path:
+            raise SeqlabError(self.missing_path)
 
     def _check_no_val_monitor(self) -> None:
         """Without a validation split, no callback may wait for this task's validation metrics."""
