@@ -216,6 +216,12 @@ def test_chunked_gradients_match_without_checkpointing():
         torch.testing.assert_close(p.grad, grads[n], rtol=1e-10, atol=1e-10, msg=n)
 
 
+@pytest.mark.parametrize("chunk_size", [None, 2])
+def test_an_empty_batch_gives_an_empty_summary(chunk_size):
+    enc = LSTMEncoder(4, 3, pooling="max", vocab_size=9, chunk_size=chunk_size)
+    assert enc(torch.zeros(0, 5, dtype=torch.long), torch.zeros(0, dtype=torch.long)).shape == (0, 6)
+
+
 def test_chunking_needs_a_combinable_pooling():
     with pytest.raises(ValueError, match="max or mean"):
         LSTMEncoder(4, 4, pooling="last", chunk_size=10)

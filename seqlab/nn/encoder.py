@@ -211,7 +211,7 @@ class LSTMEncoder(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, input_layer: nn.Module | None = None) -> Tensor:
         """x: (B, T) token ids or (B, T, F) features, lengths (B,) -> (B, output_size)."""
-        if self.chunk_size is not None and x.size(1) > self.chunk_size:
+        if self.chunk_size is not None and x.size(1) > self.chunk_size and x.size(0):  # (an empty batch has no chunks)
             return self._chunked(x, lengths, input_layer)
         lengths = check_lengths(lengths, *x.shape[:2], x.device)  # once for both steps
         return self._pool(self._encode(x, lengths, input_layer), lengths)
