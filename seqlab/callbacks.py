@@ -15,6 +15,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint as _LightningModelCheckpoint
 
+from seqlab.files import write_file
+
 
 class JsonlPredictionWriter(L.Callback):
     """Writes one JSON line per predict input: index, label, probability and all class probabilities."""
@@ -41,13 +43,8 @@ class JsonlPredictionWriter(L.Callback):
             )
 
     def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        path = Path(self.output_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w") as f:
-            for row in sorted(self._rows, key=lambda r: r["index"]):
-                f.write(json.dumps(row) + "\n")
-        os.replace(tmp, path)
+        rows = sorted(self._rows, key=lambda r: r["index"])
+        path = write_file(self.output_path, lambda tmp: tmp.write_text("".join(json.dumps(row) + "\n" for row in rows)))
         print(f"seqlab: wrote {len(self._rows)} predictions to {path}")
 
 
@@ -368,14 +365,7 @@ class ConfigToWandb(L.Callback):
 
 def save_png(fig, path: Path) -> Path:
     """Write a matplotlib figure as PNG atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_file(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
 
 class GateFigures(L.Callback):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from seqlab.errors import SeqlabError
+from seqlab.files import write_file
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 INPUT_NAMES = ["x", "lengths"]
@@ -74,16 +74,6 @@ def example_inputs(spec: dict[str, Any], model: nn.Module, task: str) -> tuple[T
     return x, lengths
 
 
-def _write_atomically(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def export_task(
     model: nn.Module,
     task: str,
@@ -105,9 +95,9 @@ def export_task(
         if fmt == "torchscript":
             traced = torch.jit.trace(module, (x, lengths))
             extra = {"seqlab.json": json.dumps(metadata or {})}
-            _write_atomically(output, lambda tmp: torch.jit.save(traced, str(tmp), _extra_files=extra))
+            write_file(output, lambda tmp: torch.jit.save(traced, str(tmp), _extra_files=extra))
         else:
-            _write_atomically(
+            write_file(
                 output,
                 lambda tmp: torch.onnx.export(
                     module,
@@ -122,7 +112,7 @@ def export_task(
             )
     if metadata is not None:
         sidecar = output.with_name(output.name + ".json")
-        _write_atomically(sidecar, lambda tmp: tmp.write_text(json.dumps(metadata, indent=1)))
+        write_file(sidecar, lambda tmp: tmp.write_text(json.dumps(metadata, indent=1)))
     return output
 
 

@@ -307,3 +307,24 @@ def test_a_hub_dataset_without_a_test_split_gets_a_seeded_one(monkeypatch):
         monkeypatch.setattr(datasets, "load_dataset", lambda *args, loaded=loaded, **kwargs: loaded)
         df = load_hub_table("someone/reviews", None, "label", None, "")
         assert ("split" in df.columns) == has_column and len(df) == 4 * len(splits)
+
+
+def test_a_writer_that_fails_leaves_the_previous_file_and_folder_whole(tmp_path):
+    from seqlab.files import write_file, write_folder
+
+    def fail_half_way(tmp: Path) -> None:
+        if tmp.suffix == ".tmp":
+            tmp.write_text("half a")
+        else:
+            (tmp / "data.txt").write_text("half a")
+        raise OSError("disk full")
+
+    path = write_file(tmp_path / "out" / "predictions.jsonl", lambda tmp: tmp.write_text("whole\n"))
+    folder = write_folder(tmp_path / "cache" / "key", lambda tmp: (tmp / "data.txt").write_text("whole\n"))
+    for write, target, read in [(write_file, path, path), (write_folder, folder, folder / "data.txt")]:
+        with pytest.raises(OSError, match="disk full"):
+            write(target, fail_half_way)
+        assert read.read_text() == "whole\n"
+        assert sorted(p.name for p in target.parent.iterdir()) == [target.name]  # no temporary left behind
+    write_folder(folder, lambda tmp: (tmp / "new.txt").write_text("new\n"))  # a rewrite replaces the old folder
+    assert sorted(p.name for p in folder.iterdir()) == ["new.txt"]

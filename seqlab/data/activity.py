@@ -30,12 +30,12 @@ from seqlab.data.base import (
     fetch_member,
     read_table,
     require_two_classes,
-    save_atomically,
     stratified_split,
 )
 from seqlab.data.module import SeqDataModule
 from seqlab.data.ts import channel_stats, load_ts_dataset, standardize
 from seqlab.errors import SeqlabError
+from seqlab.files import write_folder
 from seqlab.spec import TaskSpec, classification_type
 
 HAPT_ARCHIVE = PinnedArchive(
@@ -243,7 +243,7 @@ def load_hapt(cache_dir: str | None = None, archive_path: str | None = None) -> 
                 subjects.append(user)
                 lengths.append(len(columns["label"]))
         arrays = {"signals": np.concatenate(signals), "labels": np.concatenate(labels), "subjects": np.array(subjects), "lengths": np.array(lengths)}
-        save_atomically(lambda tmp: np.savez(tmp / "hapt.npz", **arrays), target)
+        write_folder(target, lambda tmp: np.savez(tmp / "hapt.npz", **arrays))
     with np.load(target / "hapt.npz", allow_pickle=False) as npz:
         return {k: npz[k] for k in npz.files}
 

@@ -122,20 +122,6 @@ def open_member(dist: Path, member: str):
         raise SeqlabError(f"{dist} has no member {member!r}: it is not the pinned release. Delete it and run again.") from None
 
 
-def save_atomically(write, target: Path) -> None:
-    """Run ``write(tmp_path)`` then move the result to ``target``, so readers never see half a cache."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
-        write(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 def check_source(source: str, sources: Sequence[str], family: str) -> None:
     """A data.source must be one the family knows; the error lists them."""
     if source not in sources:

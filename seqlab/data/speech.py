@@ -41,12 +41,12 @@ from seqlab.data.base import (
     fetch_member,
     fingerprint,
     load_hub_table,
-    save_atomically,
     train_val_test,
 )
 from seqlab.data.module import SeqDataModule
 from seqlab.data.ts import channel_stats, load_ts_dataset, standardize
 from seqlab.errors import SeqlabError
+from seqlab.files import write_folder
 from seqlab.spec import TaskSpec, classification_type
 
 FSDD_ARCHIVE = PinnedArchive(
@@ -186,7 +186,7 @@ def cached_features(key: Any, compute, cache_dir: str | None) -> list[np.ndarray
     def write(tmp: Path) -> None:
         np.savez(tmp / "features.npz", X=np.concatenate(arrays), lengths=np.array([len(a) for a in arrays]))
 
-    save_atomically(write, target)
+    write_folder(target, write)
     return arrays
 
 

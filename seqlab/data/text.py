@@ -30,11 +30,11 @@ from seqlab.data.base import (
     read_table,
     read_text_file,
     require_columns,
-    save_atomically,
     train_val_test,
 )
 from seqlab.data.module import SeqDataModule
 from seqlab.errors import SeqlabError
+from seqlab.files import write_folder
 from seqlab.spec import TaskSpec, classification_type
 
 IMDB_ARCHIVE = PinnedArchive(
@@ -251,7 +251,7 @@ class TextDataModule(SeqDataModule):
             meta = {"preprocessing": preprocessing, "counts": counts}
             (tmp / "meta.json").write_text(json.dumps(meta))
 
-        save_atomically(write, target)
+        write_folder(target, write)
 
     def _encode(self, texts: list[str], preprocessing: dict[str, Any]) -> list[np.ndarray]:
         p = preprocessing
