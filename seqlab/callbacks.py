@@ -43,6 +43,8 @@ class JsonlPredictionWriter(L.Callback):
             )
 
     def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return  # (every process of a distributed run predicts every input; one writes them)
         rows = sorted(self._rows, key=lambda r: r["index"])
         path = write_file(self.output_path, lambda tmp: tmp.write_text("".join(json.dumps(row) + "\n" for row in rows)))
         print(f"seqlab: wrote {len(self._rows)} predictions to {path}")
@@ -119,7 +121,7 @@ class EpochTimer(L.Callback):
         self._start, self._samples = time.perf_counter(), 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._samples += len(batch["lengths"])
+        self._samples += sum(len(b["lengths"]) for b in (batch if isinstance(batch, list) else [batch]))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         import time

@@ -26,16 +26,25 @@ def write_file(path: str | os.PathLike, write: Callable[[Path], object]) -> Path
 
 
 def write_folder(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
-    """Run ``write(tmp)`` to fill a temporary folder, then move it to ``path`` (replacing an old
-    one); returns ``path``. Readers never see half a cache."""
+    """Run ``write(tmp)`` to fill a temporary folder, then move it to ``path``; returns ``path``.
+    For caches named by what they hold: readers never see half a cache. Where another process
+    (a rank of a distributed run) finished the same folder first, its copy stays, so no reader
+    loses files; a folder there that lacks some of the new files is replaced."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     try:
         write(tmp)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError:  # a folder that is not empty is there already
+            if not path.is_dir():
+                raise
+            if not {p.relative_to(tmp) for p in tmp.rglob("*")} <= {p.relative_to(path) for p in path.rglob("*")}:
+                old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old."))
+                os.replace(path, old / path.name)  # files a reader holds open stay readable
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

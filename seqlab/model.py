@@ -116,7 +116,7 @@ class SeqModel(L.LightningModule):
         first = build_member()
         self.inputs, self.encoder, self.heads = first["inputs"], first["encoder"], first["heads"]
         self.ensemble = nn.ModuleList(build_member() for _ in range(members - 1))  # drawn after member 0: its weights are those of members=1
-        self._step_tasks: set[str] = set()
+        self._step_tasks: set[str] = set()  # tasks with a batch since the last optimizer step
         self.metrics = nn.ModuleDict({f"{stage}_{name}": classification_metrics(s) for stage in ("val", "test") for name, s in self.specs.items()})
         self.train_acc = nn.ModuleDict({name: classification_metrics(s)["acc"].clone() for name, s in self.specs.items()})
 
@@ -181,15 +181,16 @@ class SeqModel(L.LightningModule):
             task = b["task"]
             loss, probs, y = self.model_step(b, self.label_smoothing, training=True)
             self.train_acc[task](self._scores(probs, self.specs[task]), y)
-            self.log(f"train/{task}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+            self.log(f"train/{task}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
             self.log(f"train/{task}/acc", self.train_acc[task], on_step=False, on_epoch=True, batch_size=len(y))
             total = total + self.loss_weights[task] * loss
-        self._step_tasks = {b["task"] for b in batches}
+        tasks = {b["task"] for b in batches}
+        self._step_tasks |= tasks  # (with accumulate_grad_batches, several batches make one step)
         if self._trainer is not None and self.trainer.world_size > 1:
             # Every parameter takes part in the backward pass, so distributed gradient reduction
-            # never waits for the heads of tasks this step has no batch of; their zero gradients
-            # are dropped again before the optimizer step (on_before_optimizer_step).
-            total = total + sum(p.sum() for p in self._idle_parameters()) * 0.0
+            # never waits for the heads of tasks this batch has none of; the optimizer step drops
+            # the zero gradients of tasks no batch since the last step had (on_before_optimizer_step).
+            total = total + sum(p.sum() for p in self._idle_parameters(tasks)) * 0.0
         bs = sum(len(b["y"]) for b in batches)
         self.log("train/loss", total, prog_bar=True, batch_size=bs)
         if self._trainer is not None and self.trainer.optimizers:
@@ -210,20 +211,21 @@ class SeqModel(L.LightningModule):
             else:
                 nn.utils.clip_grad_norm_(params, gradient_clip_val)
 
-    def _idle_parameters(self) -> list[nn.Parameter]:
-        """Parameters this step must not update: other tasks' input layers and heads, and the
-        shared encoder while it is frozen."""
+    def _idle_parameters(self, tasks: set[str]) -> list[nn.Parameter]:
+        """Parameters a step on ``tasks`` must not update: other tasks' input layers and heads, and
+        the shared encoder while it is frozen."""
         frozen = self._trainer is not None and self.current_epoch < self.freeze_backbone_epochs
         idle = []
         for inputs, encoder, heads in self.member_modules():
-            idle += [p for name in self.specs if name not in self._step_tasks for p in (*inputs[name].parameters(), *heads[name].parameters())]
+            idle += [p for name in self.specs if name not in tasks for p in (*inputs[name].parameters(), *heads[name].parameters())]
             if frozen:
                 idle += list(encoder.parameters())
         return idle
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        for p in self._idle_parameters():
+        for p in self._idle_parameters(self._step_tasks):
             p.grad = None  # AdamW skips a parameter without gradient: no decay, no momentum step
+        self._step_tasks = set()
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.backbone_from:
@@ -257,7 +259,7 @@ class SeqModel(L.LightningModule):
         task = batch["task"]
         loss, probs, y = self.model_step(batch)
         self.metrics[f"{stage}_{task}"].update(self._scores(probs, self.specs[task]), y)
-        self.log(f"{stage}/{task}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        self.log(f"{stage}/{task}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
         return {"task": task, "probs": probs.detach(), "y": y}  # for callbacks (confusion matrices)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:

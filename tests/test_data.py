@@ -98,12 +98,23 @@ def test_bucket_sampler_starts_a_new_order_when_iterated_again_within_an_epoch()
         assert shares[0].isdisjoint(shares[1])
 
 
-def test_bucket_sampler_gives_ranks_distinct_equal_shares():
-    lengths = np.arange(1, 101)
-    shares = [list(BucketBatchSampler(lengths, 8, seed=0, num_replicas=2, rank=r)) for r in (0, 1)]
-    assert len(shares[0]) == len(shares[1])
-    firsts = [{tuple(b) for b in s} for s in shares]
-    assert len(firsts[0] & firsts[1]) == 1  # 13 batches: rank 1 wraps around to the first one, nothing else is shared
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_bucket_sampler_gives_ranks_equal_shares_of_distinct_samples(shuffle):
+    """As DistributedSampler: every rank runs the same number of batches (or distributed training
+    waits forever), every sample is seen, and at most R - 1 are seen twice (they would count twice
+    in the metrics), whatever the split's size against R and the batch size."""
+    for world in (1, 2, 3, 4, 8):
+        for n in (1, 2, 5, 8, 9, 17, 100):
+            lengths = np.random.default_rng(n).integers(1, 50, n)
+            samplers = [BucketBatchSampler(lengths, 4, shuffle=shuffle, pool=2, seed=0, num_replicas=world, rank=r) for r in range(world)]
+            shares = [list(s) for s in samplers]
+            assert {len(share) for share in shares} == {len(samplers[0])}, (world, n)
+            seen = [i for share in shares for batch in share for i in batch]
+            assert set(seen) == set(range(n)) and len(seen) - n == -n % world, (world, n)
+            if not shuffle:  # each rank's batches from longest to shortest
+                for share in shares:
+                    flat = [lengths[i] for batch in share for i in batch]
+                    assert flat == sorted(flat, reverse=True)
 
 
 def test_eval_sampler_is_sorted_by_length():
@@ -326,5 +337,8 @@ def test_a_writer_that_fails_leaves_the_previous_file_and_folder_whole(tmp_path)
             write(target, fail_half_way)
         assert read.read_text() == "whole\n"
         assert sorted(p.name for p in target.parent.iterdir()) == [target.name]  # no temporary left behind
-    write_folder(folder, lambda tmp: (tmp / "new.txt").write_text("new\n"))  # a rewrite replaces the old folder
+    write_folder(folder, lambda tmp: (tmp / "data.txt").write_text("other\n"))  # another process's copy of the same cache:
+    assert (folder / "data.txt").read_text() == "whole\n"  # the first stays, under its readers
+    write_folder(folder, lambda tmp: (tmp / "new.txt").write_text("new\n"))  # a folder without some of the files is replaced
     assert sorted(p.name for p in folder.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]

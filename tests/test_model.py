@@ -96,3 +96,23 @@ def test_ensemble_settings_that_cannot_work_are_errors():
         SeqModel(SPEECH, members=0)
     with pytest.raises(SeqlabError, match="backbone_from copies one backbone"):
         SeqModel(SPEECH, members=2, backbone_from="runs/other.ckpt")
+
+
+def test_accumulated_batches_of_two_tasks_keep_both_tasks_gradients():
+    """With accumulate_grad_batches, the optimizer step follows several batches: it keeps the
+    gradients of every task one of them had, and drops only those of tasks none had."""
+    specs = {name: {**SPEECH["jv"], "name": name} for name in ("a", "b", "c")}
+    model = SeqModel(specs, embed_dim=4, hidden_size=3)
+    batch = {"x": torch.randn(2, 4, 3), "lengths": torch.tensor([4, 2]), "y": torch.tensor([0, 1])}
+
+    def has_grad(task: str) -> bool:
+        return all(p.grad is not None for p in (*model.inputs[task].parameters(), *model.heads[task].parameters()))
+
+    model.training_step({**batch, "task": "a"}, 0).backward()
+    model.training_step({**batch, "task": "b"}, 1).backward()
+    model.on_before_optimizer_step(None)
+    assert has_grad("a") and has_grad("b") and not has_grad("c")
+    model.zero_grad()
+    model.training_step({**batch, "task": "b"}, 2).backward()  # the next step: task b alone
+    model.on_before_optimizer_step(None)
+    assert has_grad("b") and not has_grad("a")

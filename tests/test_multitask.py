@@ -298,5 +298,6 @@ def test_ddp_two_cpu_processes_split_every_task_and_sync_metrics(tmp_path):
 
     for task in ("reviews", "dna"):
         seen0, seen1 = first_pass(steps0, task), first_pass(steps1, task)
-        assert seen0 and seen1 and len(seen0 & seen1) <= 16  # distinct shares (at most one wrap-around batch shared)
-    assert ranks[0]["val"] == ranks[1]["val"] and "val/dna/acc" in ranks[0]["val"][-1]  # synchronised metrics
+        assert seen0 and seen1 and len(seen0 & seen1) <= 1  # distinct shares (at most one wrap-around sample shared)
+    # Each rank validates its own half; losses and metrics are synchronised, so both report the same.
+    assert ranks[0]["val"] == ranks[1]["val"] and "val/dna/acc" in ranks[0]["val"][-1]

@@ -264,9 +264,12 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
     """Batches of similar length: shuffled pools of ``pool`` batches, sorted within a pool.
 
     Without ``shuffle`` it sorts everything by length (evaluation: least padding, fixed order).
-    ``num_replicas``/``rank`` give each process of a distributed run its own share. The order
-    depends on the seed, the epoch and how often it was iterated in that epoch (a task of a
-    multi-task run that runs out of batches starts a new order, not the same one again).
+    ``num_replicas``/``rank`` give each process of a distributed run its own share of the
+    samples, as ``DistributedSampler`` does: every R-th sample of one order shared by all ranks,
+    wrapped around to equal shares (at most R - 1 samples twice), so every rank runs the same
+    number of batches. The order depends on the seed, the epoch and how often it was iterated in
+    that epoch (a task of a multi-task run that runs out of batches starts a new order, not the
+    same one again).
     """
 
     def __init__(
@@ -298,13 +301,24 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         """Lightning calls ``set_epoch`` on ``loader.batch_sampler.sampler`` each epoch: that is us."""
         return self
 
+    def _share_size(self) -> int:
+        """How many samples each rank gets."""
+        return -(-len(self.lengths) // self.num_replicas)
+
+    def _share(self, order: np.ndarray) -> np.ndarray:
+        """This rank's every R-th sample of ``order``, which wraps around to make equal shares."""
+        if self.num_replicas == 1 or not len(order):
+            return order
+        return np.resize(order, self._share_size() * self.num_replicas)[self.rank :: self.num_replicas]
+
     def _batches(self) -> list[np.ndarray]:
-        n = len(self.lengths)
         if not self.shuffle:
-            order = np.argsort(-self.lengths, kind="stable")
-            return [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
+            order = self._share(np.argsort(-self.lengths, kind="stable"))
+            order = order[np.argsort(-self.lengths[order], kind="stable")]  # (a wrapped-around sample too)
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         rng = np.random.default_rng(self.seed + self.epoch if self.passes == 0 else [self.seed, self.epoch, self.passes])
-        order = rng.permutation(n)
+        order = self._share(rng.permutation(len(self.lengths)))  # the same permutation on every rank
+        n = len(order)
         batches = []
         step = self.batch_size * self.pool
         for start in range(0, n, step):
@@ -317,22 +331,13 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         batches = self._batches()
         self.passes += 1
-        if self.num_replicas > 1:
-            # Every rank gets the same number of batches (wrapping around), so no rank waits forever.
-            per_rank = -(-len(batches) // self.num_replicas)
-            batches = (batches * 2)[: per_rank * self.num_replicas][self.rank :: self.num_replicas]
         return (b.tolist() for b in batches)
 
     def __len__(self) -> int:
-        n = (
-            -(-len(self.lengths) // self.batch_size)
-            if not self.shuffle
-            else sum(
-                -(-min(self.batch_size * self.pool, len(self.lengths) - s) // self.batch_size)
-                for s in range(0, len(self.lengths), self.batch_size * self.pool)
-            )
-        )
-        return -(-n // self.num_replicas)
+        n, bs = self._share_size(), self.batch_size
+        if not self.shuffle:
+            return -(-n // bs)
+        return sum(-(-min(bs * self.pool, n - s) // bs) for s in range(0, n, bs * self.pool))
 
 
 def pad_batch(sequences: Sequence[Tensor], padding_value: float = 0) -> tuple[Tensor, Tensor]:
