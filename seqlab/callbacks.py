@@ -62,7 +62,7 @@ def one_file_saved_now(trainer: L.Trainer) -> bool:
 
 
 class ModelCheckpoint(_LightningModelCheckpoint):
-    """Lightning's ModelCheckpoint with two changes.
+    """Lightning's ModelCheckpoint with three changes.
 
     - ``save_last`` keeps the weights of the last epoch. Lightning 2.6 rewrites ``last.ckpt`` only
       when a top-k checkpoint is written at the same step, so with ``save_top_k=1`` it stays a copy
@@ -71,6 +71,7 @@ class ModelCheckpoint(_LightningModelCheckpoint):
     - A checkpoint is written as ``<name>.partial`` in its own folder and renamed into place.
       Lightning writes to a temporary file in the system's temp folder and moves it; where that is
       another file system the move is a copy into the final name, which a crash can cut short.
+    - ``fast_dev_run`` writes no checkpoint at all, as Lightning's message says.
     """
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
@@ -90,6 +91,11 @@ class ModelCheckpoint(_LightningModelCheckpoint):
         if trainer.is_global_zero:  # as Lightning's: the loggers hear of it (W&B artifacts)
             for logger in trainer.loggers:
                 logger.after_save_checkpoint(proxy(self))
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.fast_dev_run:  # a smoke test writes no checkpoint (Lightning 2.6 saves last.ckpt here regardless),
+            return  # so it never becomes the newest last*.ckpt that --ckpt_path last resumes from
+        super().on_train_end(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)

@@ -34,6 +34,7 @@ def test_every_config_runs_fast_dev_run(config):
     cli.trainer.test(cli.model, datamodule=cli.datamodule)
     tasks = list(cli.model.specs)
     assert {f"test/{t}/acc" for t in tasks} <= set(cli.trainer.callback_metrics)
+    assert not list(Path("runs").rglob("*.ckpt"))  # a smoke test leaves no checkpoint that --ckpt_path last could pick
 
 
 def fit_tiny(reviews_csv, *extra):
