@@ -14,6 +14,7 @@ import torch
 
 import seqlab
 from seqlab.cli import main
+from seqlab.errors import SeqlabError
 from seqlab.model import SeqModel
 
 from .conftest import CONFIGS, ROOT, tiny_text_args
@@ -266,3 +267,5 @@ def test_fit_without_validation_keeps_the_last_epoch(reviews_csv, tmp_path, caps
     assert Path(cli.trainer.checkpoint_callback.best_model_path).name == "epoch=1-step=24.ckpt"
     trained = cli.trainer.test(cli.model, datamodule=cli.datamodule)[0]  # the weights the fit ended with
     assert cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best")[0] == trained  # are the ones kept
+    with pytest.raises(SeqlabError, match="no validation split"):  # validate says why it has nothing to run
+        cli.trainer.validate(cli.model, datamodule=cli.datamodule)

@@ -301,3 +301,25 @@ def test_ddp_two_cpu_processes_split_every_task_and_sync_metrics(tmp_path):
         assert seen0 and seen1 and len(seen0 & seen1) <= 1  # distinct shares (at most one wrap-around sample shared)
     # Each rank validates its own half; losses and metrics are synchronised, so both report the same.
     assert ranks[0]["val"] == ranks[1]["val"] and "val/dna/acc" in ranks[0]["val"][-1]
+
+
+def test_validate_without_any_validation_split_says_so(tmp_path):
+    from types import SimpleNamespace
+
+    from seqlab.data import DnaDataModule, MultiTaskDataModule
+    from seqlab.errors import SeqlabError
+
+    dna = str(make_dna_csv(tmp_path / "dna.csv"))
+
+    def val_loader(val_sizes: dict[str, float]):
+        tasks = {
+            name: DnaDataModule(task_name=name, source="file", path=dna, val_size=v, cache_dir=str(tmp_path / "c")) for name, v in val_sizes.items()
+        }
+        dm = MultiTaskDataModule(tasks=tasks)
+        dm.trainer = SimpleNamespace(state=SimpleNamespace(fn="validate"), datamodule=dm, world_size=1, global_rank=0)
+        dm.setup("validate")
+        return dm.val_dataloader()
+
+    with pytest.raises(SeqlabError, match="No task of this config has a validation split"):
+        val_loader({"a": 0, "b": 0})
+    assert len(val_loader({"a": 0, "b": 0.2})) > 0  # one task with a validation split is enough

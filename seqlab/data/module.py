@@ -47,6 +47,12 @@ def task_states(checkpoint: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
+def check_validate_has_data(trainer: L.Trainer | None, has_val: bool, lack: str = "This config has no validation split") -> None:
+    """``validate`` on data without a validation split stops with a message instead of running nothing."""
+    if not has_val and trainer is not None and trainer.state.fn == "validate":
+        raise SeqlabError(f"{lack} (data.val_size: 0), so validate has nothing to run. Use test for the test split, or give data.val_size > 0.")
+
+
 class SeqDataModule(L.LightningDataModule):
     """Common machinery: spec, bucketed loaders, preprocessing stored in checkpoints."""
 
@@ -222,6 +228,8 @@ class SeqDataModule(L.LightningDataModule):
         if "val" not in self.splits:
             self.setup("fit")
         if not len(self.splits["val"]):
+            if getattr(self.trainer.datamodule if self.trainer else None, "tasks", None) is None:  # (a multi-task module checks all tasks)
+                check_validate_has_data(self.trainer, False)
             return []  # data.val_size: 0, no validation split: Lightning skips validation
         return self._loader("val", False, self.eval_batch_size)
 

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import lightning as L
 import numpy as np
 
-from seqlab.data.module import MULTI_KEY, SeqDataModule
+from seqlab.data.module import MULTI_KEY, SeqDataModule, check_validate_has_data
 from seqlab.errors import SeqlabError
 
 MIXINGS = ("proportional", "round_robin", "largest_cycle")
@@ -184,7 +184,9 @@ class MultiTaskDataModule(L.LightningDataModule):
         return TaskMixer(loaders, self.mixing, self.temperature, self.steps_per_epoch, self.seed)
 
     def val_dataloader(self) -> Chained:
-        return Chained([module.val_dataloader() for module in self._selected().values()])
+        loaders = Chained([module.val_dataloader() for module in self._selected().values()])
+        check_validate_has_data(self.trainer, len(loaders) > 0, "No task of this config has a validation split")
+        return loaders
 
     def test_dataloader(self) -> Chained:
         return Chained([module.test_dataloader() for module in self._selected().values()])
