@@ -181,7 +181,7 @@ def test_nan_sample_is_an_error_naming_subject_recording_and_row(tmp_path):
     df.loc[905, "b"] = np.nan  # subject p1, recording r0, its 106th sample; data row 906 of the file
     path = tmp_path / "nan.csv"
     df.to_csv(path, index=False)
-    with pytest.raises(SeqlabError, match=r"subject 'p1', recording 'r0' has a NaN value at data row 906 \(channel 1\)"):
+    with pytest.raises(SeqlabError, match=r"subject 'p1', recording 'r0' has a NaN value at data row 906 \(channel 'b'\)"):
         file_dm(path).ensure_preprocessing()
     df.loc[905, "b"] = np.inf
     df.to_csv(path, index=False)
@@ -434,6 +434,10 @@ def test_predict_npz_channels_are_matched_by_name_and_a_saved_index_is_no_channe
     np.savez(tmp_path / "other.npz", signals=swapped["signals"], channels=np.array(["rec", "b", "gx"]))
     dm.predict_input = str(tmp_path / "other.npz")
     with pytest.raises(SeqlabError, match=r"has no channel\(s\) \['a'\]"):
+        dm.predict_dataset()
+    new.rename(columns={"a": "acc_x"}).to_csv(tmp_path / "renamed.csv", index=False)  # a table with another channel name
+    dm.predict_input = str(tmp_path / "renamed.csv")
+    with pytest.raises(SeqlabError, match=r"has no channel column\(s\) \['a'\].*Name the file's signal columns as the checkpoint's channels"):
         dm.predict_dataset()
     make_signals().to_csv(tmp_path / "indexed.csv")  # pandas' default: the index as a first, unnamed column
     with pytest.raises(SeqlabError, match=r"column without a name \('Unnamed: 0'\).*index=False"):

@@ -264,14 +264,15 @@ class Recording:
     official: str | None = None  # "train"/"test" where the source has an official split
 
 
-def check_finite(rec: Recording) -> None:
+def check_finite(rec: Recording, channels: list[str]) -> None:
     """Stop at the first NaN or infinite sample, naming subject, recording, row and channel."""
     bad = ~np.isfinite(rec.signals)
     if bad.any():
         row, channel = np.argwhere(bad)[0]
+        kind = "a NaN" if np.isnan(rec.signals[row, channel]) else "an infinite"
         raise SeqlabError(
-            f"{rec.where}: subject {rec.subject!r}, recording {rec.name!r} has {'a NaN' if np.isnan(rec.signals[row, channel]) else 'an infinite'} "
-            f"value at {rec.row_word} {rec.rows[row]} (channel {channel}); {int(bad.any(1).sum())} such sample(s) in this recording. seqlab does not "
+            f"{rec.where}: subject {rec.subject!r}, recording {rec.name!r} has {kind} value at {rec.row_word} {rec.rows[row]} "
+            f"(channel {channels[channel]!r}); {int(bad.any(1).sum())} such sample(s) in this recording. seqlab does not "
             "interpolate: fill or drop those samples (and split the recording where you drop some) first."
         )
 
@@ -355,7 +356,12 @@ def _subject_list(values: list[Any] | None) -> list[str] | None:
 
 # -- user files ----------------------------------------------------------------------------------
 def read_signal_file(
-    path: str | Path, channels: list[str] | None, label_column: str | None, subject_column: str | None, recording_column: str
+    path: str | Path,
+    channels: list[str] | None,
+    label_column: str | None,
+    subject_column: str | None,
+    recording_column: str,
+    fix: str = "Fix data.channels.",
 ) -> tuple[dict[str, np.ndarray], list[str], str]:
     """A CSV/TSV/Parquet table or an NPZ -> (columns as arrays, channel names, row word for errors).
 
@@ -399,7 +405,7 @@ def read_signal_file(
         )
     missing = [c for c in names if c not in df.columns]
     if missing:
-        raise SeqlabError(f"{path} has no channel column(s) {missing}; its columns are {list(df.columns)}. Fix data.channels.")
+        raise SeqlabError(f"{path} has no channel column(s) {missing}; its columns are {list(df.columns)}. {fix}")
     if not names:
         raise SeqlabError(f"{path} has no channel columns besides {sorted(meta)}.")
     try:
@@ -638,7 +644,7 @@ class ActivityDataModule(SeqDataModule):
         require_two_classes(names, f"{recs[0].where}: column {self.label_column!r}")
         recode = np.array([names.index(n) if n in names else -1 for n in found] + [-1], dtype=np.int64)  # code -1 -> last entry -> -1
         for rec in recs:
-            check_finite(rec)
+            check_finite(rec, channels)
             rec.labels = recode[rec.labels]
         if self.window is not None and all(len(r.labels) < self.window for r in recs):
             longest = max(len(r.labels) for r in recs)
@@ -737,7 +743,8 @@ class ActivityDataModule(SeqDataModule):
         channels = list(p["channels"])
         path = Path(self.predict_input)
         npz = path.suffix == ".npz"
-        arrays, names, row_word = read_signal_file(path, None if npz else channels, None, self.subject_column, self.recording_column)
+        rename = "Name the file's signal columns as the checkpoint's channels (the names it was trained with)."
+        arrays, names, row_word = read_signal_file(path, None if npz else channels, None, self.subject_column, self.recording_column, rename)
         named = names != [f"ch{i}" for i in range(len(names))]  # an npz without a 'channels' array is taken in order
         if npz and named and names != channels:  # an npz that names its channels is matched by name, as a table is
             missing = [c for c in channels if c not in names]
@@ -751,7 +758,7 @@ class ActivityDataModule(SeqDataModule):
             )
         recs, _ = file_recordings(arrays, str(path), row_word, self.subject_column, self.recording_column, None)
         for rec in recs:
-            check_finite(rec)
+            check_finite(rec, names)
         items, _, self.predict_windows = self._windows(recs, p["stride"], labelled=False)
         if not items:
             longest = max(len(r.signals) for r in recs)
