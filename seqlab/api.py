@@ -90,10 +90,8 @@ class Predictor:
             self._modules[task] = module
         return self._modules[task]
 
-    @torch.no_grad()
-    def predict_proba(self, inputs: Any, task: str | None = None, batch_size: int = 64) -> torch.Tensor:
-        """(N, C) class probabilities, in the order of the inputs."""
-        task = self._task(task)
+    def _dataset(self, task: str, inputs: Any):
+        """The task's DataModule and its predict dataset of ``inputs``, read as the CLI's predict reads them."""
         module = self._module(task)
         with tempfile.TemporaryDirectory() as tmp:
             module.predict_input = self._as_input(module, inputs, Path(tmp))
@@ -102,6 +100,21 @@ class Predictor:
             except SeqlabError as err:  # name the arrays, not the temporary file they went through
                 raise SeqlabError(str(err).replace(str(module.predict_input), "the given arrays")) from None
         self._windows = list(getattr(module, "predict_windows", []))  # activity: where each window came from
+        return module, dataset
+
+    def encode(self, inputs: Any, task: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, lengths)``: the right-padded batch the model reads for ``inputs`` (one row per
+        window for activity). Token ids, or features with the checkpoint's deltas, windows,
+        stacking and standardisation applied: what a model from ``python -m seqlab export`` takes."""
+        module, dataset = self._dataset(self._task(task), inputs)
+        batch = module.collate("predict")([dataset[i] for i in range(len(dataset))])
+        return batch["x"], batch["lengths"]
+
+    @torch.no_grad()
+    def predict_proba(self, inputs: Any, task: str | None = None, batch_size: int = 64) -> torch.Tensor:
+        """(N, C) class probabilities, in the order of the inputs."""
+        task = self._task(task)
+        module, dataset = self._dataset(task, inputs)
         collate = module.collate("predict")
         out = torch.empty(len(dataset), len(self.labels(task)))
         for start in range(0, len(dataset), batch_size):

@@ -154,7 +154,12 @@ def main(args: list[str]) -> Path:
         "task": task,
         "labels": spec["labels"],
         "input": spec["input"],
-        "inputs": {"x": "(B, T) int64 token ids" if spec["input"] == "tokens" else f"(B, T, {spec['feature_dim']}) float32", "lengths": "(B,) int64"},
+        "inputs": {
+            "x": "(B, T) int64 token ids"
+            if spec["input"] == "tokens"
+            else f"(B, T, {spec['feature_dim']}) float32 features, standardised with preprocessing.stats (seqlab.load(ckpt).encode gives them)",
+            "lengths": "(B,) int64",
+        },
         "output": "probs (B, C): class probabilities in the order of labels",
         "padding_idx": spec["padding_idx"],
         "preprocessing": states.get(task, {}).get("preprocessing"),

@@ -110,6 +110,13 @@ def test_arrays_for_speech_and_activity_match_the_cli_on_files(tmp_path):
             np.savez(tmp_path / "new.npz", X=np.concatenate(arrays), lengths=[len(a) for a in arrays])
         else:
             signals[signals.subject == "p0"].drop(columns=["label"]).assign(recording="0").to_csv(tmp_path / "new.csv", index=False)
+        # An exported model takes what encode gives: the checkpoint's deltas, windows and standardisation applied.
+        from seqlab.export import export_task
+
+        predictor = seqlab.load(best)
+        exported = export_task(predictor.model, predictor.tasks[0], "torchscript", tmp_path / f"{name}.pt")
+        x, lengths = predictor.encode(arrays)
+        torch.testing.assert_close(torch.jit.load(str(exported))(x, lengths), got, atol=1e-5, rtol=0)
         out = tmp_path / f"{name}.jsonl"
         new = tmp_path / ("new.npz" if name == "speech" else "new.csv")
         main(["predict", *common, f"--ckpt_path={best}", f"--data.predict_input={new}", f"--prediction_writer.output_path={out}"])
