@@ -312,7 +312,13 @@ class TextDataModule(SeqDataModule):
 
     def predict_dataset(self) -> SequenceDataset:
         self.ensure_preprocessing()
-        ids = self._encode(self.predict_texts(), self.preprocessing)
+        texts = self.predict_texts()
+        empty = [i for i, text in enumerate(texts) if not tokenize(text, self.preprocessing["lowercase"])]
+        if empty:
+            raise SeqlabError(
+                f"data.predict_input texts {empty[:5]} hold no words (empty, or markup only), so there is nothing to classify. Drop them."
+            )
+        ids = self._encode(texts, self.preprocessing)
         return SequenceDataset([torch.from_numpy(a.astype(np.int64)) for a in ids])
 
 
