@@ -130,9 +130,16 @@ class Predictor:
         family = type(module).__name__
         if isinstance(inputs, (str, Path)) or family not in ("SpeechDataModule", "ActivityDataModule"):
             return inputs
-        arrays = [np.asarray(a, dtype=np.float32) for a in ([inputs] if isinstance(inputs, np.ndarray) and inputs.ndim == 2 else inputs)]
+        give = "Give a list of 2-D arrays of numbers: (time, features) frames or (samples, channels) recordings."
+        try:
+            arrays = [np.asarray(a, dtype=np.float32) for a in ([inputs] if isinstance(inputs, np.ndarray) and inputs.ndim == 2 else inputs)]
+        except (TypeError, ValueError) as err:
+            raise SeqlabError(f"{give} These inputs are not ({err}).") from None
         if not arrays or any(a.ndim != 2 for a in arrays):
-            raise SeqlabError("Give a list of 2-D arrays: (time, features) frames or (samples, channels) recordings.")
+            raise SeqlabError(give)
+        empty = [i for i, a in enumerate(arrays) if not len(a)]
+        if empty:
+            raise SeqlabError(f"Arrays {empty[:5]} hold no frames or samples; drop them.")
         lengths = np.array([len(a) for a in arrays])
         if family == "SpeechDataModule":
             np.savez(tmp / "frames.npz", X=np.concatenate(arrays), lengths=lengths)

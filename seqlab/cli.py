@@ -9,6 +9,7 @@ import lightning as L
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from seqlab.callbacks import JsonlPredictionWriter
+from seqlab.data.module import first_line
 from seqlab.errors import SeqlabError
 from seqlab.model import SeqModel
 
@@ -40,7 +41,7 @@ class SeqlabCLI(LightningCLI):
         except Exception as err:
             ckpt = self.config[self.config["subcommand"]].get("ckpt_path")
             raise SeqlabError(
-                f"Checkpoint {ckpt} could not be read ({type(err).__name__}: {err}). It is not a seqlab/Lightning checkpoint "
+                f"Checkpoint {ckpt} could not be read ({first_line(err)}). It is not a seqlab/Lightning checkpoint "
                 "or it is damaged: give --ckpt_path a .ckpt file that a fit wrote."
             ) from err
 

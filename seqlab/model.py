@@ -88,10 +88,10 @@ class SeqModel(L.LightningModule):
             sizes["chunk_size"] = chunk_size
         small = {k: v for k, v in sizes.items() if v < 1}
         if small:
-            raise SeqlabError(f"model.{', model.'.join(small)} must be at least 1; got {small}.")
+            raise SeqlabError(f"model.{', model.'.join(small)} must be at least 1; got {', '.join(f'{k}={v}' for k, v in small.items())}.")
         rates = {k: v for k, v in {"dropout": dropout, "input_dropout": input_dropout, "head_dropout": head_dropout}.items() if not 0 <= v < 1}
         if rates:
-            raise SeqlabError(f"model.{', model.'.join(rates)} must be in [0, 1); got {rates}.")
+            raise SeqlabError(f"model.{', model.'.join(rates)} must be in [0, 1); got {', '.join(f'{k}={v}' for k, v in rates.items())}.")
         if members < 1:
             raise SeqlabError(f"model.members must be at least 1 (1: one model; 5: an ensemble of five); got {members}.")
         if members > 1 and backbone_from:

@@ -153,3 +153,25 @@ def test_activity_arrays_without_a_window_are_whole_recordings(tmp_path):
     module.preprocessing = {"window": None}  # each recording is one window (configs/basic_motions.yaml)
     path = Predictor._as_input(module, [np.zeros((10, 6)), np.zeros((100, 6))], tmp_path)
     assert np.load(path)["signals"].shape == (110, 6)
+
+
+def test_feature_inputs_that_are_no_arrays_of_numbers_are_errors(tmp_path):
+    import numpy as np
+
+    from seqlab.api import Predictor
+    from seqlab.data import SpeechDataModule
+
+    module = SpeechDataModule(source="japanese_vowels")
+    with pytest.raises(SeqlabError, match=r"2-D arrays of numbers.*These inputs are not \(could not convert string to float"):
+        Predictor._as_input(module, ["hello"], tmp_path)
+    with pytest.raises(SeqlabError, match=r"Arrays \[1\] hold no frames or samples"):
+        Predictor._as_input(module, [np.zeros((3, 12)), np.zeros((0, 12))], tmp_path)
+
+
+def test_an_unreadable_checkpoint_is_named_in_one_line(tmp_path):
+    from seqlab.data.module import read_checkpoint
+
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint\n")
+    with pytest.raises(SeqlabError) as err:
+        read_checkpoint(tmp_path / "notes.ckpt")
+    assert "\n" not in str(err.value) and "notes.ckpt could not be read (UnpicklingError: " in str(err.value)

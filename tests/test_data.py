@@ -241,7 +241,7 @@ def test_predict_input_from_text_and_jsonl_files(tmp_path, reviews_csv):
     with pytest.raises(SeqlabError, match="broken.jsonl could not be parsed"):
         dm.predict_texts()
     dm.predict_input = ["fine", None]
-    with pytest.raises(SeqlabError, match=r"items \[1\] are not strings"):
+    with pytest.raises(SeqlabError, match=r"inputs \[1\] \(data.predict_input items, or items given to predict\) are not strings"):
         dm.predict_texts()
     dm.predict_input = []
     with pytest.raises(SeqlabError, match="holds nothing to predict on"):

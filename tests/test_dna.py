@@ -223,14 +223,16 @@ def test_missing_labels_odd_split_values_and_bad_sizes_are_errors(tmp_path):
         DnaDataModule(source="file", path=str(tmp_path / "all_train.csv")).ensure_preprocessing()
     with pytest.raises(SeqlabError, match="data.max_length must be at least 1"):
         DnaDataModule(source="file", path=str(tmp_path / "split.csv"), max_length=0)
-    with pytest.raises(SeqlabError, match="data.batch_size and data.eval_batch_size must be at least 1"):
+    with pytest.raises(SeqlabError, match=r"^data.batch_size must be at least 1; got batch_size=0\.$"):
         DnaDataModule(source="file", path=str(tmp_path / "split.csv"), batch_size=0)
+    with pytest.raises(SeqlabError, match=r"^data.eval_batch_size must be at least 1; got eval_batch_size=-1\.$"):
+        DnaDataModule(source="file", path=str(tmp_path / "split.csv"), eval_batch_size=-1)
 
 
 def test_predict_inputs_that_are_not_dna_text_are_errors(tmp_path):
     dm = DnaDataModule(source="fasta", path=str(write_fasta(tmp_path / "x.fa", fasta_records())))
     dm.predict_input = ["ACGT", 123]
-    with pytest.raises(SeqlabError, match=r"items \[1\] are not strings"):
+    with pytest.raises(SeqlabError, match=r"inputs \[1\] \(data.predict_input items, or items given to predict\) are not strings"):
         dm.predict_dataset()
     (tmp_path / "latin1.fa").write_bytes(">a label=pos\nACGT\xe9\n".encode("latin-1"))
     dm.predict_input = str(tmp_path / "latin1.fa")

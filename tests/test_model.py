@@ -83,7 +83,7 @@ def test_gradient_clipping_applies_to_each_member_on_its_own():
         ({"hidden_size": 0, "embed_dim": -1}, r"model.embed_dim, model.hidden_size must be at least 1"),
         ({"chunk_size": 0}, r"model.chunk_size must be at least 1"),
         ({"dropout": 1.5}, r"model.dropout must be in \[0, 1\)"),
-        ({"head_dropout": -0.1}, r"model.head_dropout must be in \[0, 1\)"),
+        ({"head_dropout": -0.1}, r"^model.head_dropout must be in \[0, 1\); got head_dropout=-0.1\.$"),
     ],
 )
 def test_sizes_and_rates_out_of_range_are_errors_naming_the_key(setting, message):

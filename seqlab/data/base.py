@@ -161,7 +161,7 @@ def inline_strings(source: Any, give: str) -> list[str]:
     items = [source] if isinstance(source, str) else list(source)
     wrong = [i for i, item in enumerate(items) if not isinstance(item, str)]
     if wrong:
-        raise SeqlabError(f"data.predict_input items {wrong[:5]} are not strings; give {give}.")
+        raise SeqlabError(f"The inputs {wrong[:5]} (data.predict_input items, or items given to predict) are not strings; give {give}.")
     return items
 
 
@@ -365,9 +365,9 @@ def read_table(path: str | Path):
 
     path = Path(path)
     if not path.is_file():
-        raise SeqlabError(f"Data file {path} does not exist. Fix data.path (or data.predict_input).")
+        raise SeqlabError(f"Data file {path} does not exist. Fix the path (data.path, or data.predict_input for predict).")
     if path.stat().st_size == 0:
-        raise SeqlabError(f"Data file {path} is empty. Point data.path to a file with a header and rows.")
+        raise SeqlabError(f"Data file {path} is empty. Give a file with a header and rows (data.path, or data.predict_input for predict).")
     suffix = table_suffix(path)
     try:
         if suffix in (".csv", ".csv.gz"):
@@ -386,7 +386,7 @@ def read_table(path: str | Path):
         hint = " Save it as UTF-8." if isinstance(err, UnicodeDecodeError) else ""
         raise SeqlabError(f"Data file {path} could not be parsed as {suffix}: {err}.{hint}") from err
     if len(df) == 0:
-        raise SeqlabError(f"Data file {path} has a header but no rows. Add data, or point data.path elsewhere.")
+        raise SeqlabError(f"Data file {path} has a header but no rows. Add rows, or give another file.")
     return df
 
 

@@ -21,6 +21,13 @@ STATE_KEY = "seqlab_task"
 MULTI_KEY = "seqlab_tasks"  # a multi-task module's state: task name -> a task's state
 
 
+def first_line(err: BaseException, limit: int = 160) -> str:
+    """An exception's type and the first line of its message, shortened (torch's load errors run to paragraphs)."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint's plain contents, with a clear error when the file is missing or unreadable."""
     path = Path(path)
@@ -29,7 +36,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise SeqlabError(f"Checkpoint {path} could not be read ({err}). It is not a seqlab/Lightning checkpoint or it is damaged.") from err
+        raise SeqlabError(
+            f"Checkpoint {path} could not be read ({first_line(err)}). It is not a seqlab/Lightning checkpoint or it is damaged."
+        ) from err
     if not (isinstance(checkpoint, dict) and {"state_dict", "hyper_parameters", "pytorch-lightning_version"} <= set(checkpoint)):
         keys = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise SeqlabError(f"{path} is a torch file but not a seqlab checkpoint (it holds {keys}). Give a .ckpt file that a fit wrote.")
@@ -76,8 +85,9 @@ class SeqDataModule(L.LightningDataModule):
         val_fold: int = 0,
     ) -> None:
         super().__init__()
-        if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
-            raise SeqlabError(f"data.batch_size and data.eval_batch_size must be at least 1; got {batch_size} and {eval_batch_size}.")
+        small = {k: v for k, v in {"batch_size": batch_size, "eval_batch_size": eval_batch_size}.items() if v is not None and v < 1}
+        if small:
+            raise SeqlabError(f"data.{', data.'.join(small)} must be at least 1; got {', '.join(f'{k}={v}' for k, v in small.items())}.")
         if val_fold < 0:
             raise SeqlabError(f"data.val_fold counts validation shares from 0; got {val_fold}.")
         self.task_name = task_name
