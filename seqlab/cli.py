@@ -64,6 +64,12 @@ class SeqlabCLI(LightningCLI):
 TOOLS: dict[str, str] = {"export": "seqlab.export:main", "explain": "seqlab.explain:main"}
 
 
+EPILOG = (
+    "Two more commands: python -m seqlab export --help (one task to TorchScript or ONNX) and "
+    "python -m seqlab explain --help (gate and cell-state figures, token attributions)."
+)
+
+
 def run_tool(name: str, args: list[str]):
     import importlib
 
@@ -99,7 +105,7 @@ def main(args: list[str] | None = None) -> SeqlabCLI | None:
             subclass_mode_data=True,
             save_config_kwargs={"overwrite": True},
             parser_class=SeqlabArgumentParser,
-            parser_kwargs={"prog": "python -m seqlab"},
+            parser_kwargs={"prog": "python -m seqlab", "epilog": EPILOG},
             auto_configure_optimizers=False,
             args=args,
         )

@@ -153,6 +153,14 @@ def test_predict_needs_no_training_file_but_test_does(reviews_csv, tmp_path, cap
     assert "data.source=file needs data.path" in capsys.readouterr().err
 
 
+def test_help_lists_the_commands_beside_lightnings(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "{fit,validate,test,predict}" in out and "seqlab export --help" in out and "seqlab explain --help" in out
+
+
 def test_a_yaml_syntax_error_names_the_config_file_and_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  hidden_size: 8\n   embed_dim: 4\n")
