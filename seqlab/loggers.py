@@ -45,6 +45,8 @@ class WandbLogger(_LightningWandbLogger):
         kwargs.setdefault("save_dir", ".")
         Path(kwargs["save_dir"]).mkdir(parents=True, exist_ok=True)
         super().__init__(mode=self.mode, **kwargs)
+        if self._wandb_init.get("anonymous") is None:  # wandb warns that this setting is deprecated whenever it is passed, None too
+            del self._wandb_init["anonymous"]
 
     def finalize(self, status: str) -> None:
         super().finalize(status)
