@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -92,9 +94,22 @@ def check_config_files(argv: list[str]) -> None:
                     raise SeqlabError(f"Config {path} is not valid YAML: {err}") from None
 
 
+def _not_a_tip(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip")
+
+
+def quiet_lightning_notices() -> None:
+    """Two notices Lightning prints on every command that say nothing about the run: an
+    advertisement for its hosted logger, and torch 2.13's deprecation of a pytree check inside
+    Lightning 2.6 itself."""
+    warnings.filterwarnings("ignore", message=r".*LeafSpec", category=FutureWarning)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)  # (added once: the same function)
+
+
 def main(args: list[str] | None = None) -> SeqlabCLI | None:
     """Entry point of ``seqlab`` and ``python -m seqlab``; user errors print one paragraph and exit 2."""
     argv = sys.argv[1:] if args is None else args
+    quiet_lightning_notices()
     try:
         if argv and argv[0] in TOOLS:
             return run_tool(argv[0], argv[1:])

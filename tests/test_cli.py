@@ -255,6 +255,7 @@ def test_python_dash_m_seqlab_in_a_subprocess(reviews_csv, tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "LeafSpec" not in result.stderr and "💡 Tip" not in result.stdout + result.stderr  # Lightning's notices, quietened
     bad = subprocess.run([sys.executable, "-m", "seqlab", "fit", "--data.no_such_key=1"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "no_such_key" in bad.stderr
 
