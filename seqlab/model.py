@@ -39,6 +39,32 @@ class SeqModel(L.LightningModule):
     ensemble in one fit: that many independently initialised copies of the input layers, encoder
     and heads, each with its own loss on the same batches; the model predicts their mean
     probabilities. Member 0 is ``inputs``/``encoder``/``heads``, the others ``ensemble[k - 1]``.
+
+    Args:
+        specs: Task name -> TaskSpec dict; filled from the data module by the CLI.
+        embed_dim: Width of each task's input layer (token embedding or feature projection) and of the LSTM input.
+        hidden_size: LSTM units per direction.
+        num_layers: Stacked LSTM layers.
+        bidirectional: Also run each layer backwards over every sequence (within its own length).
+        dropout: Dropout between LSTM layers.
+        input_dropout: Dropout on the input layer's output.
+        head_dropout: Dropout before each task's classification head.
+        pooling: How per-step outputs become one vector: last step, mean, max or attention.
+        impl: fast (nn.LSTM kernels) or reference (the step-by-step gate equations; same numbers, slower).
+        chunk_size: Encode long sequences in chunks of this many steps (bounded memory; max or mean pooling).
+        chunk_batch: Chunks encoded at a time with chunk_size.
+        position_embedding: Learned absolute positions for inputs up to this length (0: none); a dict sets it per task.
+        float32_lstm: Keep the recurrence in float32 under mixed precision.
+        conv_kernel: Odd kernel width of residual convolutions over time before the LSTM (0: none).
+        conv_layers: Number of those convolutions.
+        loss_weights: Task name -> weight of its loss in multi-task training (default 1 each).
+        label_smoothing: Label smoothing of the training loss (validation and test losses stay plain).
+        backbone_from: Checkpoint whose encoder (and input layers and heads of tasks with the same spec) to start from.
+        freeze_backbone_epochs: Keep the shared encoder fixed for this many first epochs.
+        members: Models trained side by side as a deep ensemble (1: one model).
+        optimizer: The optimizer class and its arguments (class_path / init_args).
+        lr_schedule: Learning rate over the run: constant, or cosine decay to 0.
+        warmup: Share of all steps over which the learning rate rises linearly from 0.
     """
 
     def __init__(

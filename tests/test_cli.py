@@ -159,6 +159,9 @@ def test_help_lists_the_commands_beside_lightnings(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "{fit,validate,test,predict}" in out and "seqlab export --help" in out and "seqlab explain --help" in out
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    assert "LSTM units per direction. (type: int, default: 128)" in capsys.readouterr().out  # model options are described
 
 
 def test_a_yaml_syntax_error_names_the_config_file_and_line(tmp_path, capsys):
