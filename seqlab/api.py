@@ -105,8 +105,11 @@ class Predictor:
     def encode(self, inputs: Any, task: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x, lengths)``: the right-padded batch the model reads for ``inputs`` (one row per
         window for activity). Token ids, or features with the checkpoint's deltas, windows,
-        stacking and standardisation applied: what a model from ``python -m seqlab export`` takes."""
+        stacking and standardisation applied: what a model from ``python -m seqlab export`` takes.
+        (DNA with ``rc_average``: ``predict`` also averages over the reverse complement.)"""
         module, dataset = self._dataset(self._task(task), inputs)
+        if not len(dataset):
+            raise SeqlabError("There is nothing to encode: the inputs are empty. Give at least one input.")
         batch = module.collate("predict")([dataset[i] for i in range(len(dataset))])
         return batch["x"], batch["lengths"]
 

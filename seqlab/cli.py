@@ -11,8 +11,7 @@ import lightning as L
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from seqlab.callbacks import JsonlPredictionWriter
-from seqlab.data.module import first_line
-from seqlab.errors import SeqlabError
+from seqlab.errors import SeqlabError, first_line
 from seqlab.model import SeqModel
 
 SPECIAL_CKPT = ("last", "best", "hpc", "registry")
@@ -99,9 +98,9 @@ def _not_a_tip(record: logging.LogRecord) -> bool:
 
 
 def quiet_lightning_notices() -> None:
-    """Two notices Lightning prints on every command that say nothing about the run: an
-    advertisement for its hosted logger, and torch 2.13's deprecation of a pytree check inside
-    Lightning 2.6 itself."""
+    """Notices Lightning prints on every command that say nothing about the run: its "💡 Tip"
+    advertisements (for its hosted logger and model registry), and torch 2.13's deprecation of a
+    pytree check inside Lightning 2.6 itself."""
     warnings.filterwarnings("ignore", message=r".*LeafSpec", category=FutureWarning)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)  # (added once: the same function)
 

@@ -43,7 +43,11 @@ def write_folder(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
             if not {p.relative_to(tmp) for p in tmp.rglob("*")} <= {p.relative_to(path) for p in path.rglob("*")}:
                 old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old."))
                 os.replace(path, old / path.name)  # files a reader holds open stay readable
-                os.replace(tmp, path)
+                try:
+                    os.replace(tmp, path)
+                except OSError:  # another process put its copy there in between: it stays
+                    if not path.is_dir():
+                        raise
                 shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():

@@ -46,7 +46,7 @@ class WandbLogger(_LightningWandbLogger):
         Path(kwargs["save_dir"]).mkdir(parents=True, exist_ok=True)
         super().__init__(mode=self.mode, **kwargs)
         if self._wandb_init.get("anonymous") is None:  # wandb warns that this setting is deprecated whenever it is passed, None too
-            del self._wandb_init["anonymous"]
+            self._wandb_init.pop("anonymous", None)
 
     def finalize(self, status: str) -> None:
         super().finalize(status)

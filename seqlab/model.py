@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import AUROC, Accuracy, F1Score
 
-from seqlab.errors import SeqlabError
+from seqlab.errors import SeqlabError, out_of_range
 from seqlab.nn import LSTMEncoder, WithPositions, make_head, make_input_layer
 from seqlab.spec import TaskSpec
 
@@ -114,10 +114,10 @@ class SeqModel(L.LightningModule):
             sizes["chunk_size"] = chunk_size
         small = {k: v for k, v in sizes.items() if v < 1}
         if small:
-            raise SeqlabError(f"model.{', model.'.join(small)} must be at least 1; got {', '.join(f'{k}={v}' for k, v in small.items())}.")
+            raise out_of_range("model", small, "at least 1")
         rates = {k: v for k, v in {"dropout": dropout, "input_dropout": input_dropout, "head_dropout": head_dropout}.items() if not 0 <= v < 1}
         if rates:
-            raise SeqlabError(f"model.{', model.'.join(rates)} must be in [0, 1); got {', '.join(f'{k}={v}' for k, v in rates.items())}.")
+            raise out_of_range("model", rates, "in [0, 1)")
         if members < 1:
             raise SeqlabError(f"model.members must be at least 1 (1: one model; 5: an ensemble of five); got {members}.")
         if members > 1 and backbone_from:

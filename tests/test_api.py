@@ -46,6 +46,9 @@ def test_load_predict_matches_the_cli_for_every_task(tmp_path):
     assert [r["label"] for r in model.predict(inputs["reviews"], task="reviews")] == ["positive", "negative"]
     with pytest.raises(SeqlabError, match="several tasks"):
         model.predict(["ACGT"])
+    with pytest.raises(SeqlabError, match="nothing to encode"):
+        model.encode([], task="reviews")
+    assert model.encode(inputs["dna"], task="dna")[1].tolist() == [12, 12, 10]  # cut to the last 12 bases, as trained
 
     # An ensemble: another checkpoint of the same config (heads scaled) averages with the first.
     checkpoint = torch.load(best, map_location="cpu", weights_only=False)
@@ -85,9 +88,9 @@ def test_arrays_for_speech_and_activity_match_the_cli_on_files(tmp_path):
     signals = make_signals()
     signals.to_csv(tmp_path / "signals.csv", index=False)
     runs = {
-        "speech": ("configs/fsdd.yaml", ["--data.source=file", f"--data.path={tmp_path / 'frames.npz'}"], frames[:5]),
+        "speech": ("configs/fsdd.yaml", ["--data.source=file", f"--data.path={tmp_path / 'frames.npz'}", "--data.deltas=1"], frames[:5]),
         "activity": ("configs/hapt.yaml", ["--data.source=file", f"--data.path={tmp_path / 'signals.csv'}", "--data.window=50",
-                                          "--data.stack=1", "--data.test_subjects=[p0, p1]", "--data.val_subjects=[p2]"],
+                                          "--data.stack=2", "--data.test_subjects=[p0, p1]", "--data.val_subjects=[p2]"],
                      [signals[signals.subject == "p0"][["a", "b", "rec"]].to_numpy()]),
     }  # fmt: skip
     for name, (config, args, arrays) in runs.items():
@@ -116,6 +119,7 @@ def test_arrays_for_speech_and_activity_match_the_cli_on_files(tmp_path):
         predictor = seqlab.load(best)
         exported = export_task(predictor.model, predictor.tasks[0], "torchscript", tmp_path / f"{name}.pt")
         x, lengths = predictor.encode(arrays)
+        assert x.shape[2] == (8 if name == "speech" else 6)  # 4 coefficients and their deltas; 3 channels stacked by 2
         torch.testing.assert_close(torch.jit.load(str(exported))(x, lengths), got, atol=1e-5, rtol=0)
         out = tmp_path / f"{name}.jsonl"
         new = tmp_path / ("new.npz" if name == "speech" else "new.csv")

@@ -247,7 +247,7 @@ def test_predict_input_from_text_and_jsonl_files(tmp_path, reviews_csv):
     with pytest.raises(SeqlabError, match="holds nothing to predict on"):
         dm.predict_dataloader()
     dm.predict_input = ["a fine film", "", "<br /><br />"]  # no word to classify: not a prediction from nothing
-    with pytest.raises(SeqlabError, match=r"texts \[1, 2\] hold no words"):
+    with pytest.raises(SeqlabError, match=r"Texts \[1, 2\] of the input hold no words"):
         dm.predict_dataset()
     dm.predict_input = "a fine film.txt"  # not one word: a text, though it ends like a file name
     assert dm.predict_texts() == ["a fine film.txt"]

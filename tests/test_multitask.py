@@ -311,11 +311,11 @@ def test_validate_without_any_validation_split_says_so(tmp_path):
 
     dna = str(make_dna_csv(tmp_path / "dna.csv"))
 
-    def val_loader(val_sizes: dict[str, float]):
+    def val_loader(val_sizes: dict[str, float], only_task: str | None = None):
         tasks = {
             name: DnaDataModule(task_name=name, source="file", path=dna, val_size=v, cache_dir=str(tmp_path / "c")) for name, v in val_sizes.items()
         }
-        dm = MultiTaskDataModule(tasks=tasks)
+        dm = MultiTaskDataModule(tasks=tasks, only_task=only_task)
         dm.trainer = SimpleNamespace(state=SimpleNamespace(fn="validate"), datamodule=dm, world_size=1, global_rank=0)
         dm.setup("validate")
         return dm.val_dataloader()
@@ -323,3 +323,5 @@ def test_validate_without_any_validation_split_says_so(tmp_path):
     with pytest.raises(SeqlabError, match="No task of this config has a validation split"):
         val_loader({"a": 0, "b": 0})
     assert len(val_loader({"a": 0, "b": 0.2})) > 0  # one task with a validation split is enough
+    with pytest.raises(SeqlabError, match=r"Task 'a' \(data.only_task\) has no validation split"):
+        val_loader({"a": 0, "b": 0.2}, only_task="a")

@@ -266,7 +266,7 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
     Without ``shuffle`` it sorts everything by length (evaluation: least padding, fixed order).
     ``num_replicas``/``rank`` give each process of a distributed run its own share of the
     samples, as ``DistributedSampler`` does: every R-th sample of one order shared by all ranks,
-    wrapped around to equal shares (at most R - 1 samples twice), so every rank runs the same
+    wrapped around to equal shares (at most R - 1 extra copies), so every rank runs the same
     number of batches. The order depends on the seed, the epoch and how often it was iterated in
     that epoch (a task of a multi-task run that runs out of batches starts a new order, not the
     same one again).

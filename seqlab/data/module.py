@@ -14,18 +14,11 @@ import lightning as L
 import torch
 
 from seqlab.data.base import BucketBatchSampler, Collate, SequenceDataset
-from seqlab.errors import SeqlabError
+from seqlab.errors import SeqlabError, first_line, out_of_range
 from seqlab.spec import TaskSpec
 
 STATE_KEY = "seqlab_task"
 MULTI_KEY = "seqlab_tasks"  # a multi-task module's state: task name -> a task's state
-
-
-def first_line(err: BaseException, limit: int = 160) -> str:
-    """An exception's type and the first line of its message, shortened (torch's load errors run to paragraphs)."""
-    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    text = text if len(text) <= limit else text[: limit - 3] + "..."
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -87,7 +80,7 @@ class SeqDataModule(L.LightningDataModule):
         super().__init__()
         small = {k: v for k, v in {"batch_size": batch_size, "eval_batch_size": eval_batch_size}.items() if v is not None and v < 1}
         if small:
-            raise SeqlabError(f"data.{', data.'.join(small)} must be at least 1; got {', '.join(f'{k}={v}' for k, v in small.items())}.")
+            raise out_of_range("data", small, "at least 1")
         if val_fold < 0:
             raise SeqlabError(f"data.val_fold counts validation shares from 0; got {val_fold}.")
         self.task_name = task_name
@@ -195,15 +188,19 @@ class SeqDataModule(L.LightningDataModule):
         if self.missing_path:
             raise SeqlabError(self.missing_path)
 
+    @property
+    def alone(self) -> bool:
+        """Whether this task is the whole run, not one task of a MultiTaskDataModule."""
+        return getattr(self.trainer.datamodule if self.trainer else None, "tasks", None) is None
+
     def _check_no_val_monitor(self) -> None:
         """Without a validation split, no callback may wait for this task's validation metrics."""
         trainer = self.trainer
         if trainer is None:
             return
-        alone = getattr(trainer.datamodule, "tasks", None) is None  # a multi-task run may monitor other tasks
-        for cb in trainer.callbacks:
+        for cb in trainer.callbacks:  # (a multi-task run may monitor other tasks)
             monitor = getattr(cb, "monitor", None)
-            if monitor and (monitor.startswith(f"val/{self.task_name}/") or (alone and monitor.startswith("val/"))):
+            if monitor and (monitor.startswith(f"val/{self.task_name}/") or (self.alone and monitor.startswith("val/"))):
                 raise SeqlabError(
                     f"{type(cb).__name__} monitors {monitor!r}, but data.val_size is 0: there is no validation split. "
                     "Give data.val_size > 0, or set the callback's monitor to null (ModelCheckpoint then keeps the last epoch)."
@@ -238,7 +235,7 @@ class SeqDataModule(L.LightningDataModule):
         if "val" not in self.splits:
             self.setup("fit")
         if not len(self.splits["val"]):
-            if getattr(self.trainer.datamodule if self.trainer else None, "tasks", None) is None:  # (a multi-task module checks all tasks)
+            if self.alone:  # (a multi-task module checks all its tasks)
                 check_validate_has_data(self.trainer, False)
             return []  # data.val_size: 0, no validation split: Lightning skips validation
         return self._loader("val", False, self.eval_batch_size)

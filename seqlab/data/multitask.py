@@ -185,7 +185,10 @@ class MultiTaskDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> Chained:
         loaders = Chained([module.val_dataloader() for module in self._selected().values()])
-        check_validate_has_data(self.trainer, len(loaders) > 0, "No task of this config has a validation split")
+        lack = (
+            f"Task {self.only_task!r} (data.only_task) has no validation split" if self.only_task else "No task of this config has a validation split"
+        )
+        check_validate_has_data(self.trainer, len(loaders) > 0, lack)
         return loaders
 
     def test_dataloader(self) -> Chained:

@@ -315,9 +315,7 @@ class TextDataModule(SeqDataModule):
         texts = self.predict_texts()
         empty = [i for i, text in enumerate(texts) if not tokenize(text, self.preprocessing["lowercase"])]
         if empty:
-            raise SeqlabError(
-                f"data.predict_input texts {empty[:5]} hold no words (empty, or markup only), so there is nothing to classify. Drop them."
-            )
+            raise SeqlabError(f"Texts {empty[:5]} of the input hold no words (empty, or markup only), so there is nothing to classify. Drop them.")
         ids = self._encode(texts, self.preprocessing)
         return SequenceDataset([torch.from_numpy(a.astype(np.int64)) for a in ids])
 
