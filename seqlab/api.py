@@ -62,7 +62,6 @@ class Predictor:
         self.device = device
         self.tasks = list(self.model.specs)
         self._modules: dict[str, Any] = {}
-        self._windows: list[dict[str, Any]] = []
 
     def labels(self, task: str | None = None) -> list[str]:
         return list(self.model.specs[self._task(task)].labels)
@@ -91,7 +90,8 @@ class Predictor:
         return self._modules[task]
 
     def _dataset(self, task: str, inputs: Any):
-        """The task's DataModule and its predict dataset of ``inputs``, read as the CLI's predict reads them."""
+        """The task's DataModule and its predict dataset of ``inputs``, read as the CLI's predict
+        reads them (activity: ``module.predict_windows[i]`` says where window i came from)."""
         module = self._module(task)
         with tempfile.TemporaryDirectory() as tmp:
             module.predict_input = self._as_input(module, inputs, Path(tmp))
@@ -99,7 +99,6 @@ class Predictor:
                 dataset = module.predict_dataset()
             except SeqlabError as err:  # name the arrays, not the temporary file they went through
                 raise SeqlabError(str(err).replace(str(module.predict_input), "the given arrays")) from None
-        self._windows = list(getattr(module, "predict_windows", []))  # activity: where each window came from
         return module, dataset
 
     def encode(self, inputs: Any, task: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,10 +112,13 @@ class Predictor:
         batch = module.collate("predict")([dataset[i] for i in range(len(dataset))])
         return batch["x"], batch["lengths"]
 
-    @torch.no_grad()
     def predict_proba(self, inputs: Any, task: str | None = None, batch_size: int = 64) -> torch.Tensor:
         """(N, C) class probabilities, in the order of the inputs."""
-        task = self._task(task)
+        return self._probabilities(inputs, self._task(task), batch_size)[0]
+
+    @torch.no_grad()
+    def _probabilities(self, inputs: Any, task: str, batch_size: int) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+        """(N, C) probabilities, and for activity where each window came from (else [])."""
         module, dataset = self._dataset(task, inputs)
         collate = module.collate("predict")
         out = torch.empty(len(dataset), len(self.labels(task)))
@@ -125,7 +127,7 @@ class Predictor:
             batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             probs = torch.stack([model.log_probabilities(batch).exp() for model in self.models]).mean(0)  # the ensemble's mean
             out[batch["index"].cpu()] = probs.cpu()
-        return out
+        return out, list(getattr(module, "predict_windows", []))
 
     @staticmethod
     def _as_input(module, inputs: Any, tmp: Path) -> Any:
@@ -159,14 +161,16 @@ class Predictor:
         """One dict per input: ``label``, its ``probability`` and every class's ``probabilities``.
         Activity gives one per window, which also names its place: ``input`` (the array's index;
         ``subject`` and ``recording`` for a file), ``start`` and ``stop`` (sample offsets)."""
+        task = self._task(task)
         names = self.labels(task)
+        probabilities, windows = self._probabilities(inputs, task, batch_size)
         rows = []
-        for probs in self.predict_proba(inputs, task, batch_size):
+        for probs in probabilities:
             best = int(probs.argmax())
             rows.append({"label": names[best], "probability": float(probs[best]), "probabilities": dict(zip(names, probs.tolist()))})
-        if self._windows:
+        if windows:
             arrays = not isinstance(inputs, (str, Path))
-            for row, window in zip(rows, self._windows):
+            for row, window in zip(rows, windows):
                 where = {"input": int(window["recording"])} if arrays else {"subject": window["subject"], "recording": window["recording"]}
                 row.update(where, start=window["start"], stop=window["stop"])
         return rows

@@ -122,16 +122,12 @@ class EpochTimer(L.Callback):
         self.samples_per_second: list[float] = []
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        import time
-
         self._start, self._samples = time.perf_counter(), 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._samples += sum(len(b["lengths"]) for b in (batch if isinstance(batch, list) else [batch]))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        import time
-
         seconds = time.perf_counter() - self._start
         self.epoch_seconds.append(seconds)
         self.samples_per_second.append(self._samples / seconds)

@@ -164,6 +164,13 @@ def test_help_lists_the_commands_beside_lightnings(capsys):
     assert "LSTM units per direction. (type: int, default: 128)" in capsys.readouterr().out  # model options are described
 
 
+def test_a_backbone_setting_that_cannot_work_is_one_line_not_a_traceback(reviews_csv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *tiny_text_args(reviews_csv, "--model.conv_kernel=4")])
+    assert exit_info.value.code == 2
+    assert "conv_kernel must be an odd number of steps" in capsys.readouterr().err
+
+
 def test_a_yaml_syntax_error_names_the_config_file_and_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  hidden_size: 8\n   embed_dim: 4\n")

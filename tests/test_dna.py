@@ -132,6 +132,7 @@ def test_predict_from_strings_and_fasta(tmp_path):
     dm.predict_input = str(tmp_path / "x.fa")
     batch = next(iter(dm.predict_dataloader()))
     assert "x_rc" in batch and batch["x"].shape == batch["x_rc"].shape
+    assert [dm.collate(split).rc_views for split in ("train", "val", "test", "predict")] == [False, True, True, True]  # validation as test
     (tmp_path / "q.csv").write_text("id,seq\na,ACGTN\nb,ggatc\n")
     dm.predict_input = str(tmp_path / "q.csv")  # a table: its sequence column (data.sequence_column)
     from_table = [x.tolist() for x in dm.predict_dataset().items]

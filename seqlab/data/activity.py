@@ -560,7 +560,7 @@ class ActivityDataModule(SeqDataModule):
         super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from, val_fold)
         check_source(source, SOURCES, "activity")
         if source == "file" and not path:
-            self.missing_path = "data.source=file needs data.path: a .csv/.tsv/.parquet table or an .npz of signals (layout in the README)."
+            self.missing_path_error = "data.source=file needs data.path: a .csv/.tsv/.parquet table or an .npz of signals (layout in the README)."
         if mixed not in ("drop", "majority"):
             raise SeqlabError(f"data.mixed must be 'drop' or 'majority', got {mixed!r}.")
         if split_by not in ("subject", "recording"):

@@ -452,16 +452,16 @@ class SequenceDataset(torch.utils.data.Dataset):
 
 class Collate:
     """Pads a list of (index, sequence, label) into the batch every model step takes:
-    ``{"task", "index" (B,), "x" (B, T) or (B, T, F), "lengths" (B,), "y" (B,) when labelled}``.
+    ``{"task", "index" (B,), "x" (B, T) or (B, T, F), "lengths" (B,), "y" (B,) when labelled}``,
+    padded with 0 (the padding id of every vocabulary). Families may add views: DNA's ``x_rc``.
     """
 
-    def __init__(self, task: str, padding_value: float = 0) -> None:
+    def __init__(self, task: str) -> None:
         self.task = task
-        self.padding_value = padding_value
 
     def __call__(self, samples: list[tuple[int, Tensor, Tensor | None]]) -> dict[str, Any]:
         index, items, labels = zip(*samples)
-        x, lengths = pad_batch(items, self.padding_value)
+        x, lengths = pad_batch(items)
         batch = {"task": self.task, "index": torch.tensor(index), "x": x, "lengths": lengths}
         if labels[0] is not None:
             batch["y"] = torch.stack(labels)

@@ -140,7 +140,8 @@ def header_field(header: str, field: str) -> str | None:
 
 class DnaCollate(Collate):
     """Encodes code arrays per batch; reverse-complements at random in training (``rc_prob``) and
-    adds the reverse-complement view ``x_rc`` for averaging at evaluation (``rc_views``)."""
+    adds the reverse-complement view ``x_rc`` for averaging in validation, test and predict
+    (``rc_views``), so validation measures the model that test and predict use."""
 
     def __init__(self, task: str, encoding: str, k: int, stride: int, rc_prob: float = 0.0, rc_views: bool = False) -> None:
         super().__init__(task)
@@ -202,9 +203,9 @@ class DnaDataModule(SeqDataModule):
         if encoding not in ENCODINGS:
             raise SeqlabError(f"Unknown DNA encoding {encoding!r}; choose one of {', '.join(ENCODINGS)}.")
         if source == "fasta" and not (path or class_files):
-            self.missing_path = "data.source=fasta needs data.path (label in a header field) or data.class_files (label -> FASTA file)."
+            self.missing_path_error = "data.source=fasta needs data.path (label in a header field) or data.class_files (label -> FASTA file)."
         if source == "file" and not path:
-            self.missing_path = "data.source=file needs data.path: a .csv, .tsv, .jsonl or .parquet file."
+            self.missing_path_error = "data.source=file needs data.path: a .csv, .tsv, .jsonl or .parquet file."
         if max_length is not None and max_length < 1:
             raise SeqlabError(f"data.max_length must be at least 1, or null to keep whole sequences; got {max_length}.")
         if k < 1 or stride < 1:
@@ -281,7 +282,7 @@ class DnaDataModule(SeqDataModule):
         max_length, truncation = self._cut()
         codes = [self._truncate(codes[i], max_length, truncation) for i in keep]
         parts = train_val_test(y, None if split is None else split[keep], self.test_size, self.val_size, self.seed, self.val_fold)
-        return {"labels": names, "duplicates": len(ids) - len(keep), "splits": {k: ([codes[i] for i in v], y[v]) for k, v in parts.items()}}
+        return {"labels": names, "splits": {k: ([codes[i] for i in v], y[v]) for k, v in parts.items()}}
 
     def _cut(self) -> tuple[int | None, str]:
         """(max_length, truncation): a checkpoint's, once test or predict read its preprocessing, so
@@ -324,7 +325,7 @@ class DnaDataModule(SeqDataModule):
         return DnaCollate(
             self.task_name, p["encoding"], p["k"], p["stride"],
             rc_prob=0.5 if (self.rc_augment and split == "train") else 0.0,
-            rc_views=self.rc_average and split in ("test", "predict"),
+            rc_views=self.rc_average and split != "train",
         )  # fmt: skip
 
     def predict_dataset(self) -> SequenceDataset:

@@ -1,8 +1,10 @@
 """SeqDataModule: the LightningDataModule every family builds on.
 
-A family fills ``self.preprocessing`` (vocabulary, label names, statistics: plain data) and
-``self.splits`` (name -> SequenceDataset). The base class turns those into a TaskSpec for the
-model, bucketed dataloaders, and a checkpoint entry so a trained model can predict on new data.
+A family fills ``self.preprocessing`` (vocabulary, label names, statistics: plain data) in
+``build_preprocessing`` and ``self.splits`` (name -> SequenceDataset) in ``build_splits``; most
+families keep the table read for the first in ``self._table`` for the second. The base class
+turns those into a TaskSpec for the model, bucketed dataloaders, and a checkpoint entry so a
+trained model can predict on new data.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class SeqDataModule(L.LightningDataModule):
 
     # Set by a family whose data.source reads data.path when none was given. It stops only what
     # reads the training data, so predicting from a checkpoint needs no data.path.
-    missing_path: str | None = None
+    missing_path_error: str | None = None
 
     def __init__(
         self,
@@ -96,7 +98,7 @@ class SeqDataModule(L.LightningDataModule):
 
     # -- what a family provides -------------------------------------------------------------
     def build_preprocessing(self) -> None:
-        """Fill self.preprocessing from the training data (and self.splits, if that is cheaper)."""
+        """Fill self.preprocessing from the training data."""
         raise NotImplementedError
 
     def build_splits(self) -> None:
@@ -185,8 +187,8 @@ class SeqDataModule(L.LightningDataModule):
             self._check_no_val_monitor()
 
     def check_path(self) -> None:
-        if self.missing_path:
-            raise SeqlabError(self.missing_path)
+        if self.missing_path_error:
+            raise SeqlabError(self.missing_path_error)
 
     @property
     def alone(self) -> bool:

@@ -62,7 +62,7 @@ class TaskMixer:
         return max(sizes) if self.mixing == "largest_cycle" else sum(sizes)
 
     def schedule(self) -> list[str]:
-        """The task of each step of this epoch."""
+        """The task of each step of this epoch (none for ``largest_cycle``: every step has every task)."""
         sizes = self.sizes()
         names, total = list(sizes), len(self)
         if self.mixing == "largest_cycle":
@@ -100,7 +100,7 @@ class TaskMixer:
                 yield next_batch(name)
 
 
-class Chained:
+class Interleaved:
     """Evaluation loader: every batch of every task, the tasks taking turns (so even a run limited
     to a few batches sees each task)."""
 
@@ -183,16 +183,16 @@ class MultiTaskDataModule(L.LightningDataModule):
             raise SeqlabError(f"Task(s) {', '.join(empty)} have no training batch. Check their data sources.")
         return TaskMixer(loaders, self.mixing, self.temperature, self.steps_per_epoch, self.seed)
 
-    def val_dataloader(self) -> Chained:
-        loaders = Chained([module.val_dataloader() for module in self._selected().values()])
+    def val_dataloader(self) -> Interleaved:
+        loaders = Interleaved([module.val_dataloader() for module in self._selected().values()])
         lack = (
             f"Task {self.only_task!r} (data.only_task) has no validation split" if self.only_task else "No task of this config has a validation split"
         )
         check_validate_has_data(self.trainer, len(loaders) > 0, lack)
         return loaders
 
-    def test_dataloader(self) -> Chained:
-        return Chained([module.test_dataloader() for module in self._selected().values()])
+    def test_dataloader(self) -> Interleaved:
+        return Interleaved([module.test_dataloader() for module in self._selected().values()])
 
     def predict_dataloader(self):
         module = self._predict_module()

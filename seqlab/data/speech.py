@@ -323,7 +323,7 @@ class SpeechDataModule(SeqDataModule):
         check_source(source, SOURCES, "speech")
         if source in ("file", "wav_folder") and not path:
             wanted = "a .npz of frames." if source == "file" else "a folder of <label>/*.wav."
-            self.missing_path = f"data.source={source} needs data.path: {wanted}"
+            self.missing_path_error = f"data.source={source} needs data.path: {wanted}"
         if min(time_masks, time_mask_width, freq_masks, freq_mask_width, augment_noise) < 0 or not 0 <= time_mask_fraction <= 1:
             raise SeqlabError("SpecAugment counts and widths and data.augment_noise must be >= 0, and data.time_mask_fraction in [0, 1].")
         if not 0 <= augment_stretch < 1:

@@ -136,7 +136,7 @@ class TextDataModule(SeqDataModule):
         super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from, val_fold)
         check_source(source, SOURCES, "text")
         if source == "file" and not path:
-            self.missing_path = "data.source=file needs data.path: a .csv, .tsv, .jsonl or .parquet file."
+            self.missing_path_error = "data.source=file needs data.path: a .csv, .tsv, .jsonl or .parquet file."
         if truncation not in ("head", "tail"):
             raise SeqlabError(f"Unknown truncation {truncation!r}; choose head or tail.")
         default_columns = {"imdb_archive": ("review", "sentiment"), "hub": ("text", "label"), "file": ("text", "label")}[source]

@@ -3,8 +3,9 @@
 Batches are right-padded, batch-first. The forward direction runs ``nn.LSTM`` on the padded
 batch as it is: padding comes after every real step, so it never reaches a real output. The
 reverse direction runs on each sequence reversed within its own length (``reverse_padded``), so
-it too starts at the sequence's last real step. Both use the fast kernels (cuDNN / oneDNN)
-without ``pack_padded_sequence``, whose backward is many times slower on CPU.
+it too starts at the sequence's last real step. With ``impl="fast"`` both use the fast kernels
+(cuDNN / oneDNN) without ``pack_padded_sequence``, whose backward is many times slower on CPU.
+Bad settings and inputs raise ``SeqlabError``, a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -35,15 +36,15 @@ def check_lengths(lengths: Any, B: int, T: int, device: torch.device) -> Tensor:
         return torch.full((B,), T, dtype=torch.long, device=device)
     lengths = torch.as_tensor(lengths)  # on its own device until checked
     if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
-        raise ValueError(f"lengths must be integers (a long tensor), not {lengths.dtype}.")
+        raise SeqlabError(f"lengths must be integers (a long tensor), not {lengths.dtype}.")
     if lengths.shape != (B,):
-        raise ValueError(f"lengths must hold one length per sequence, shape ({B},); got shape {tuple(lengths.shape)}.")
+        raise SeqlabError(f"lengths must hold one length per sequence, shape ({B},); got shape {tuple(lengths.shape)}.")
     # Values are checked where that costs no wait on an accelerator (lengths on the CPU, as a
     # DataLoader gives them, even for a model on a GPU); a traced graph keeps no Python check.
     if B and lengths.device.type == "cpu" and not torch.jit.is_tracing():
         low, high = (int(v) for v in torch.aminmax(lengths))
         if low < 1 or high > T:
-            raise ValueError(
+            raise SeqlabError(
                 f"Each length must be between 1 and the batch's padded length {T}; got lengths from {low} to {high}. "
                 "Drop empty sequences, and pad the batch to its longest sequence."
             )
@@ -53,7 +54,7 @@ def check_lengths(lengths: Any, B: int, T: int, device: torch.device) -> Tensor:
 def make_input_layer(input_size: int, vocab_size: int | None = None, feature_dim: int | None = None, padding_idx: int = 0) -> nn.Module:
     """Token embedding (vocab_size), feature projection (feature_dim), or identity (neither)."""
     if vocab_size is not None and feature_dim is not None:
-        raise ValueError("Give either vocab_size (token input) or feature_dim (feature input), not both.")
+        raise SeqlabError("Give either vocab_size (token input) or feature_dim (feature input), not both.")
     if vocab_size is not None:
         return nn.Embedding(vocab_size, input_size, padding_idx=padding_idx)
     if feature_dim is not None:
@@ -83,6 +84,9 @@ class WithPositions(nn.Module):
 class LSTMEncoder(nn.Module):
     """Embeds or projects a padded batch, runs a (bi)LSTM stack and pools it to (B, output_size).
 
+    ``input_size`` is the width the LSTM reads: the output of the input layer (token embedding of
+    ``vocab_size`` ids, or projection of ``feature_dim`` features; neither: the input as it is).
+
     ``impl="fast"`` uses ``nn.LSTM`` kernels, ``impl="reference"`` the step-by-step cell of
     ``seqlab.nn.lstm`` with the same weights; both give the same numbers.
     """
@@ -108,15 +112,15 @@ class LSTMEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if conv_kernel and (conv_kernel < 0 or conv_kernel % 2 == 0):
-            raise ValueError(f"conv_kernel must be an odd number of steps (3, 5, 7, ...) or 0 for none, not {conv_kernel}.")
+            raise SeqlabError(f"conv_kernel must be an odd number of steps (3, 5, 7, ...) or 0 for none, not {conv_kernel}.")
         if conv_kernel and conv_layers < 1:
-            raise ValueError(f"conv_layers must be at least 1 with a conv_kernel, not {conv_layers}.")
+            raise SeqlabError(f"conv_layers must be at least 1 with a conv_kernel, not {conv_layers}.")
         if pooling not in POOLINGS:
-            raise ValueError(f"Unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}.")
+            raise SeqlabError(f"Unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}.")
         if chunk_size is not None and pooling not in ("max", "mean"):
-            raise ValueError(f"chunk_size works with max or mean pooling (they combine over chunks), not {pooling!r}.")
+            raise SeqlabError(f"chunk_size works with max or mean pooling (they combine over chunks), not {pooling!r}.")
         if impl not in IMPLS:
-            raise ValueError(f"Unknown impl {impl!r}; choose one of {', '.join(IMPLS)}.")
+            raise SeqlabError(f"Unknown impl {impl!r}; choose one of {', '.join(IMPLS)}.")
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.bidirectional = bidirectional

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from seqlab.errors import SeqlabError
+
 
 class SequenceClassificationHead(nn.Module):
     """Dropout and one Linear: (B, D) pooled features -> (B, num_classes) logits.
@@ -29,5 +31,5 @@ HEADS: dict[str, type[nn.Module]] = {
 def make_head(task_type: str, in_features: int, num_classes: int, dropout: float = 0.0) -> nn.Module:
     """Build the head for a task type, with an error that lists the known ones."""
     if task_type not in HEADS:
-        raise ValueError(f"Unknown task type {task_type!r}; seqlab has heads for: {', '.join(HEADS)}.")
+        raise SeqlabError(f"Unknown task type {task_type!r}; seqlab has heads for: {', '.join(HEADS)}.")
     return HEADS[task_type](in_features, num_classes, dropout)

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-GATES = ("input", "forget", "candidate", "output")
+from seqlab.errors import SeqlabError
 
 
 class Gates(NamedTuple):
@@ -169,7 +169,7 @@ class ReferenceLSTM(nn.Module):
             output, (h, c) = out[0].squeeze(batch_dim), out[1]
             return (output, (h.squeeze(1), c.squeeze(1)), *out[2:])
         if x.dim() != 3:
-            raise ValueError(f"ReferenceLSTM takes (B, T, I), (T, B, I) or (T, I) input, not shape {tuple(x.shape)}.")
+            raise SeqlabError(f"ReferenceLSTM takes (B, T, I), (T, B, I) or (T, I) input, not shape {tuple(x.shape)}.")
         if not self.batch_first:
             x = x.transpose(0, 1)  # (B, T, I)
         h_n, c_n, all_gates = [], [], {}
