@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -17,12 +18,46 @@ from seqlab.model import SeqModel
 SPECIAL_CKPT = ("last", "best", "hpc", "registry")
 
 
+def close_names(name: str, cls: type) -> list[str]:
+    """The init arguments of ``cls`` spelled most like ``name`` (a misspelt option)."""
+    import difflib
+    import inspect
+
+    return difflib.get_close_matches(name, [p for p in inspect.signature(cls.__init__).parameters if p != "self"], n=3)
+
+
+def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
+    """An unknown option in one line, with the options spelled most like it. jsonargparse reports
+    one of ``data`` inside a dump of the union of data module classes, and one of ``model`` or
+    ``trainer`` without suggestions."""
+    import importlib
+
+    dumped = re.search(r"Parser key \"(\w+)\":.*?class_path '([\w.]+)':\s*Option '(\w+)' is not accepted", message, re.S)
+    if dumped:
+        key, class_path, option = dumped.groups()
+        module, name = class_path.rsplit(".", 1)
+        close = close_names(option, getattr(importlib.import_module(module), name))
+    else:
+        unknown = re.fullmatch(r"unrecognized arguments: --(model|trainer)\.(\w+)(=\S*)?", message.strip())
+        if not unknown:
+            return message
+        key, option, class_path = unknown.group(1), unknown.group(2), None
+        close = close_names(option, SeqModel if key == "model" else L.Trainer)
+    where = f" of {class_path}" if class_path else ""
+    hint = f" Did you mean {' or '.join(f'{key}.{c}' for c in close)}?" if close else ""
+    listing = f"--{key}.help {class_path}" if class_path else "--help"
+    return f"{key}.{option} is not an option{where}.{hint} All options: {prog} {listing}"
+
+
 class SeqlabArgumentParser(LightningArgumentParser):
     """A wrong key or value ends in three lines (a short usage, where to find the keys, what is
     wrong), not in the usage of every option."""
 
     def print_usage(self, file=None) -> None:
         (file or sys.stdout).write(f"usage: {self.prog} [--config CONFIG] [--key=value ...]\n")
+
+    def error(self, message: str, ex: Exception | None = None):
+        return super().error(plain_option_error(message, self.prog.replace(" [options]", "")), ex)
 
 
 class SeqlabCLI(LightningCLI):

@@ -171,6 +171,22 @@ def test_a_backbone_setting_that_cannot_work_is_one_line_not_a_traceback(reviews
     assert "conv_kernel must be an odd number of steps" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "option,says",
+    [
+        ("--data.windw=3", "data.windw is not an option of seqlab.data.SpeechDataModule. Did you mean data.window_ms? "
+                           "All options: python -m seqlab test --data.help seqlab.data.SpeechDataModule"),
+        ("--model.hiden_size=3", "model.hiden_size is not an option. Did you mean model.hidden_size or model.chunk_size? "
+                                 "All options: python -m seqlab test --help"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_option_is_named_with_the_closest_ones(option, says, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["test", "--config", str(ROOT / "configs" / "japanese_vowels.yaml"), option])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {says}"
+
+
 def test_a_yaml_syntax_error_names_the_config_file_and_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  hidden_size: 8\n   embed_dim: 4\n")
