@@ -16,6 +16,8 @@ from seqlab.errors import SeqlabError, first_line
 from seqlab.model import SeqModel
 
 SPECIAL_CKPT = ("last", "best", "hpc", "registry")
+# Model settings of how the weights run, not what they are: a run from a checkpoint takes them from its config.
+RUNTIME_KEYS = ("impl", "chunk_size", "chunk_batch", "float32_lstm")
 
 
 def close_names(name: str, cls: type) -> list[str]:
@@ -70,16 +72,29 @@ class SeqlabCLI(LightningCLI):
         parser.set_defaults({"trainer.use_distributed_sampler": False})
 
     def _parse_ckpt_path(self) -> None:
-        """Lightning reads the checkpoint's hyperparameters here, before any seqlab check runs: a
+        """With ``--ckpt_path``, Lightning replaces the config's model settings by the checkpoint's.
+        seqlab keeps the config's settings of how the weights run (``RUNTIME_KEYS``: e.g. chunking
+        a long input at predict time), and says which other settings the checkpoint overrides. A
         file that is no checkpoint (or a damaged one) stops with a message, not a torch traceback."""
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config
+        before = {k: v for k, v in vars(config.get("model") or {}).items() if k not in ("specs", "optimizer")}
         try:
             super()._parse_ckpt_path()
         except Exception as err:
-            ckpt = self.config[self.config["subcommand"]].get("ckpt_path")
             raise SeqlabError(
-                f"Checkpoint {ckpt} could not be read ({first_line(err)}). It is not a seqlab/Lightning checkpoint "
+                f"Checkpoint {config.get('ckpt_path')} could not be read ({first_line(err)}). It is not a seqlab/Lightning checkpoint "
                 "or it is damaged: give --ckpt_path a .ckpt file that a fit wrote."
             ) from err
+        model = (self.config[subcommand] if subcommand else self.config).get("model")
+        if model is None or not before:
+            return
+        for key in RUNTIME_KEYS:
+            if key in before:
+                model[key] = before[key]
+        overridden = [f"{k}={model[k]!r} (config: {v!r})" for k, v in before.items() if k not in RUNTIME_KEYS and k in model and model[k] != v]
+        if overridden:
+            print(f"seqlab: the checkpoint's model settings apply: {', '.join(overridden)}.", file=sys.stderr)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

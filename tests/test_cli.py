@@ -187,6 +187,17 @@ def test_a_misspelt_option_is_named_with_the_closest_ones(option, says, capsys):
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {says}"
 
 
+def test_a_run_from_a_checkpoint_keeps_the_configs_runtime_settings_and_names_the_others(reviews_csv, capsys):
+    best = fit_tiny(reviews_csv, "--trainer.max_epochs=1").trainer.checkpoint_callback.best_model_path
+    fast = main(["test", *tiny_text_args(reviews_csv), f"--ckpt_path={best}"])
+    capsys.readouterr()
+    reference = main(["test", *tiny_text_args(reviews_csv), f"--ckpt_path={best}", "--model.impl=reference", "--model.hidden_size=32"])
+    assert reference.model.encoder.impl == "reference" and reference.model.encoder.hidden_size == 16  # the weights' own size
+    assert "the checkpoint's model settings apply: hidden_size=16 (config: 32)" in capsys.readouterr().err
+    same = ["test/imdb/acc", "test/imdb/loss"]
+    assert [float(reference.trainer.callback_metrics[k]) for k in same] == pytest.approx([float(fast.trainer.callback_metrics[k]) for k in same], abs=1e-5)
+
+
 def test_a_yaml_syntax_error_names_the_config_file_and_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  hidden_size: 8\n   embed_dim: 4\n")
