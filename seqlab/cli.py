@@ -10,6 +10,7 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_only
 
 from seqlab.callbacks import JsonlPredictionWriter
 from seqlab.errors import SeqlabError, first_line
@@ -18,6 +19,18 @@ from seqlab.model import SeqModel
 SPECIAL_CKPT = ("last", "best", "hpc", "registry")
 # Model settings of how the weights run, not what they are: a run from a checkpoint takes them from its config.
 RUNTIME_KEYS = ("impl", "chunk_size", "chunk_batch", "float32_lstm")
+# Model settings that only training reads: validate, test and predict do not mention their differences.
+TRAINING_KEYS = (
+    "dropout",
+    "input_dropout",
+    "head_dropout",
+    "loss_weights",
+    "label_smoothing",
+    "backbone_from",
+    "freeze_backbone_epochs",
+    "lr_schedule",
+    "warmup",
+)
 
 
 def close_names(name: str, cls: type) -> list[str]:
@@ -34,16 +47,22 @@ def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
     ``trainer`` without suggestions."""
     import importlib
 
-    dumped = re.search(r"Parser key \"(\w+)\":.*?class_path '([\w.]+)':\s*Option '(\w+)' is not accepted", message, re.S)
+    # (only the outermost class: a nested one, a task of a multi-task config, keeps jsonargparse's full text)
+    dumped = re.match(r"Parser key \"(\w+)\":(?:(?!Parser key).)*?class_path '([\w.]+)':\s*Option '(\w+)' is not accepted", message, re.S)
     if dumped:
         key, class_path, option = dumped.groups()
         module, name = class_path.rsplit(".", 1)
         close = close_names(option, getattr(importlib.import_module(module), name))
     else:
-        unknown = re.fullmatch(r"unrecognized arguments: --(model|trainer)\.(\w+)(=\S*)?", message.strip())
-        if not unknown:
+        command_line = re.fullmatch(r"unrecognized arguments: --(model|trainer)\.(\w+)(?:[= ]\S*)?", message.strip())
+        in_yaml = re.fullmatch(r"Subcommand '(\w+)' does not accept option '(model|trainer)\.(\w+)'", message.strip())
+        if in_yaml:  # reported by the top parser: the options are listed by the subcommand's help
+            prog, key, option = f"{prog} {in_yaml.group(1)}", in_yaml.group(2), in_yaml.group(3)
+        elif command_line:
+            key, option = command_line.groups()
+        else:
             return message
-        key, option, class_path = unknown.group(1), unknown.group(2), None
+        class_path = None
         close = close_names(option, SeqModel if key == "model" else L.Trainer)
     where = f" of {class_path}" if class_path else ""
     hint = f" Did you mean {' or '.join(f'{key}.{c}' for c in close)}?" if close else ""
@@ -59,7 +78,9 @@ class SeqlabArgumentParser(LightningArgumentParser):
         (file or sys.stdout).write(f"usage: {self.prog} [--config CONFIG] [--key=value ...]\n")
 
     def error(self, message: str, ex: Exception | None = None):
-        return super().error(plain_option_error(message, self.prog.replace(" [options]", "")), ex)
+        if self.exit_on_error:  # the parser that reports to the user, not one jsonargparse nests for a class
+            message = plain_option_error(message, self.prog.replace(" [options]", ""))
+        return super().error(message, ex)
 
 
 class SeqlabCLI(LightningCLI):
@@ -92,8 +113,9 @@ class SeqlabCLI(LightningCLI):
         for key in RUNTIME_KEYS:
             if key in before:
                 model[key] = before[key]
-        overridden = [f"{k}={model[k]!r} (config: {v!r})" for k, v in before.items() if k not in RUNTIME_KEYS and k in model and model[k] != v]
-        if overridden:
+        ignore = RUNTIME_KEYS + (TRAINING_KEYS if subcommand != "fit" else ())
+        overridden = [f"{k}={model[k]!r} (config: {v!r})" for k, v in before.items() if k not in ignore and k in model and model[k] != v]
+        if overridden and rank_zero_only.rank == 0:
             print(f"seqlab: the checkpoint's model settings apply: {', '.join(overridden)}.", file=sys.stderr)
 
     def before_instantiate_classes(self) -> None:

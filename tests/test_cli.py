@@ -185,6 +185,18 @@ def test_a_misspelt_option_is_named_with_the_closest_ones(option, says, capsys):
         main(["test", "--config", str(ROOT / "configs" / "japanese_vowels.yaml"), option])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {says}"
+    typo = Path("typo.yaml")  # in a config file, reported by the top parser
+    typo.write_text("trainer:\n  max_epochz: 3\n")
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(ROOT / "configs" / "japanese_vowels.yaml"), "--config", str(typo)])
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: trainer.max_epochz is not an option. Did you mean trainer.max_epochs or trainer.min_epochs or trainer.max_steps? "
+        "All options: python -m seqlab fit --help"
+    )
+    with pytest.raises(SystemExit):  # a task's option in a multi-task config: jsonargparse's own text, which names the nesting
+        main(["fit", "--config", str(ROOT / "configs" / "multitask.yaml"), "--data.tasks.imdb.init_args.batchsize=3"])
+    err = capsys.readouterr().err
+    assert "seqlab.data.TextDataModule" in err and "Option 'batchsize' is not accepted" in err and "is not an option" not in err
 
 
 def test_a_run_from_a_checkpoint_keeps_the_configs_runtime_settings_and_names_the_others(reviews_csv, capsys):
@@ -195,7 +207,9 @@ def test_a_run_from_a_checkpoint_keeps_the_configs_runtime_settings_and_names_th
     assert reference.model.encoder.impl == "reference" and reference.model.encoder.hidden_size == 16  # the weights' own size
     assert "the checkpoint's model settings apply: hidden_size=16 (config: 32)" in capsys.readouterr().err
     same = ["test/imdb/acc", "test/imdb/loss"]
-    assert [float(reference.trainer.callback_metrics[k]) for k in same] == pytest.approx([float(fast.trainer.callback_metrics[k]) for k in same], abs=1e-5)
+    assert [float(reference.trainer.callback_metrics[k]) for k in same] == pytest.approx(
+        [float(fast.trainer.callback_metrics[k]) for k in same], abs=1e-5
+    )
 
 
 def test_a_yaml_syntax_error_names_the_config_file_and_line(tmp_path, capsys):
