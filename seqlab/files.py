@@ -33,23 +33,19 @@ def write_folder(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    old = None
     try:
         write(tmp)
+        if path.is_dir() and not {p.relative_to(tmp) for p in tmp.rglob("*")} <= {p.relative_to(path) for p in path.rglob("*")}:
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old."))
+            os.replace(path, old / path.name)  # an incomplete copy goes aside; files a reader holds open stay readable
         try:
             os.replace(tmp, path)
-        except OSError:  # a folder that is not empty is there already
+        except OSError:  # another process's complete copy is there already: it stays
             if not path.is_dir():
                 raise
-            if not {p.relative_to(tmp) for p in tmp.rglob("*")} <= {p.relative_to(path) for p in path.rglob("*")}:
-                old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old."))
-                os.replace(path, old / path.name)  # files a reader holds open stay readable
-                try:
-                    os.replace(tmp, path)
-                except OSError:  # another process put its copy there in between: it stays
-                    if not path.is_dir():
-                        raise
-                shutil.rmtree(old, ignore_errors=True)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        for leftover in (tmp, old):
+            if leftover is not None and leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
     return path
