@@ -69,11 +69,16 @@ def build_vocab(texts: Iterable[str], min_freq: int, max_size: int, lowercase: b
 
 def encode(texts: Iterable[str], vocab: list[str], max_length: int, truncation: str, lowercase: bool = True) -> list[np.ndarray]:
     """Token ids per text, truncated to ``max_length`` from the head or the tail; never empty."""
+    return encode_tokens((tokenize(text, lowercase) for text in texts), vocab, max_length, truncation)
+
+
+def encode_tokens(token_lists: Iterable[list[str]], vocab: list[str], max_length: int, truncation: str) -> list[np.ndarray]:
+    """``encode`` of texts already tokenized."""
     stoi = {t: i for i, t in enumerate(vocab)}
     unk = stoi[UNK]
     out = []
-    for text in texts:
-        ids = [stoi.get(t, unk) for t in tokenize(text, lowercase)] or [unk]
+    for tokens in token_lists:
+        ids = [stoi.get(t, unk) for t in tokens] or [unk]
         ids = ids[:max_length] if truncation == "head" else ids[-max_length:]
         out.append(np.asarray(ids, dtype=np.int32))
     return out
@@ -312,12 +317,13 @@ class TextDataModule(SeqDataModule):
 
     def predict_dataset(self) -> SequenceDataset:
         self.ensure_preprocessing()
-        texts = self.predict_texts()
-        empty = [i for i, text in enumerate(texts) if not tokenize(text, self.preprocessing["lowercase"])]
+        p = self.preprocessing
+        tokens = [tokenize(text, p["lowercase"]) for text in self.predict_texts()]  # once, for the check and the ids
+        empty = [i for i, words in enumerate(tokens) if not words]
         if empty:
             raise SeqlabError(f"Texts {empty[:5]} of the input hold no words (empty, or markup only), so there is nothing to classify. Drop them.")
-        ids = self._encode(texts, self.preprocessing)
+        ids = encode_tokens(tokens, p["vocab"], p["max_length"], p["truncation"])
         return SequenceDataset([torch.from_numpy(a.astype(np.int64)) for a in ids])
 
 
-__all__ = ["IMDB_ARCHIVE", "TextDataModule", "build_vocab", "encode", "tokenize"]
+__all__ = ["IMDB_ARCHIVE", "TextDataModule", "build_vocab", "encode", "encode_tokens", "tokenize"]
