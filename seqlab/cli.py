@@ -191,7 +191,7 @@ def main(args: list[str] | None = None) -> SeqlabCLI | None:
             subclass_mode_data=True,
             save_config_kwargs={"overwrite": True},
             parser_class=SeqlabArgumentParser,
-            parser_kwargs={"prog": "python -m seqlab", "epilog": EPILOG},
+            parser_kwargs={"prog": "python -m seqlab", "epilog": EPILOG, "allow_abbrev": False},
             auto_configure_optimizers=False,
             args=args,
         )

@@ -178,6 +178,8 @@ def test_a_backbone_setting_that_cannot_work_is_one_line_not_a_traceback(reviews
                            "All options: python -m seqlab test --data.help seqlab.data.SpeechDataModule"),
         ("--model.hiden_size=3", "model.hiden_size is not an option. Did you mean model.hidden_size or model.chunk_size? "
                                  "All options: python -m seqlab test --help"),
+        ("--trainer.max_epoch=3", "trainer.max_epoch is not an option. Did you mean trainer.max_epochs or trainer.min_epochs "
+                                  "or trainer.max_steps? All options: python -m seqlab test --help"),  # no prefix matching
     ],
 )  # fmt: skip
 def test_a_misspelt_option_is_named_with_the_closest_ones(option, says, capsys):
