@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqlab.data.module import read_checkpoint, task_states
+from seqlab.checkpoints import read_checkpoint, task_states
 from seqlab.errors import SeqlabError
 
 

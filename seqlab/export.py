@@ -118,7 +118,7 @@ def export_task(
 
 def load_model(ckpt_path: str | Path):
     """A checkpoint's SeqModel (eval, CPU) and its data states (task -> preprocessing), with clear errors."""
-    from seqlab.data.module import read_checkpoint, task_states
+    from seqlab.checkpoints import read_checkpoint, task_states
     from seqlab.model import SeqModel
 
     checkpoint = read_checkpoint(ckpt_path)

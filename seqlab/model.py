@@ -261,7 +261,7 @@ class SeqModel(L.LightningModule):
         """Copy the shared encoder, and the input layer and head of every task with an identical
         spec, from another checkpoint. Returns what was copied. (A resumed fit then restores its own
         checkpoint on top.)"""
-        from seqlab.data.module import read_checkpoint
+        from seqlab.checkpoints import read_checkpoint
 
         checkpoint = read_checkpoint(path)
         weights = checkpoint.get("state_dict", {})

@@ -11,8 +11,8 @@ import torch
 import yaml
 
 import seqlab
+from seqlab.checkpoints import task_states
 from seqlab.cli import main
-from seqlab.data.module import task_states
 from seqlab.errors import SeqlabError
 
 from .conftest import ROOT
@@ -173,7 +173,7 @@ def test_feature_inputs_that_are_no_arrays_of_numbers_are_errors(tmp_path):
 
 
 def test_an_unreadable_checkpoint_is_named_in_one_line(tmp_path):
-    from seqlab.data.module import read_checkpoint
+    from seqlab.checkpoints import read_checkpoint
 
     (tmp_path / "notes.ckpt").write_text("not a checkpoint\n")
     with pytest.raises(SeqlabError) as err:

@@ -26,7 +26,8 @@ from typing import Any, Literal
 import lightning as L
 import numpy as np
 
-from seqlab.data.module import MULTI_KEY, SeqDataModule, check_validate_has_data
+from seqlab.checkpoints import MULTI_KEY
+from seqlab.data.module import SeqDataModule, check_validate_has_data
 from seqlab.errors import SeqlabError
 
 MIXINGS = ("proportional", "round_robin", "largest_cycle")

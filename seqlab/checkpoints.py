@@ -1,0 +1,42 @@
+"""Reading a seqlab checkpoint without Lightning: its plain contents and the data states
+(vocabulary, labels, statistics) that the tasks' DataModules stored in it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seqlab.errors import SeqlabError, first_line
+
+STATE_KEY = "seqlab_task"
+MULTI_KEY = "seqlab_tasks"  # a multi-task module's state: task name -> a task's state
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint's plain contents, with a clear error when the file is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise SeqlabError(f"Checkpoint {path} does not exist. Check the path; a fit writes its checkpoints under <log dir>/checkpoints/.")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise SeqlabError(
+            f"Checkpoint {path} could not be read ({first_line(err)}). It is not a seqlab/Lightning checkpoint or it is damaged."
+        ) from err
+    if not (isinstance(checkpoint, dict) and {"state_dict", "hyper_parameters", "pytorch-lightning_version"} <= set(checkpoint)):
+        keys = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise SeqlabError(f"{path} is a torch file but not a seqlab checkpoint (it holds {keys}). Give a .ckpt file that a fit wrote.")
+    return checkpoint
+
+
+def task_states(checkpoint: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The data states (task name -> state) that seqlab DataModules stored in a checkpoint."""
+    found = {}
+    for value in checkpoint.values():
+        if isinstance(value, dict) and STATE_KEY in value:
+            found[value[STATE_KEY]] = value
+        elif isinstance(value, dict) and MULTI_KEY in value:
+            found.update(task_states(value[MULTI_KEY]))
+    return found
