@@ -24,7 +24,17 @@ from seqlab.data.audio import (
     write_wav,
 )
 from seqlab.data.base import encode_labels, fetch_member, train_val_test
-from seqlab.data.speech import FSDD_ARCHIVE, SpeechCollate, SpeechDataModule, labelled_wavs, load_frames, random_crop, spec_augment, time_stretch
+from seqlab.data.speech import (
+    FSDD_ARCHIVE,
+    SpeechCollate,
+    SpeechDataModule,
+    labelled_wavs,
+    load_frames,
+    random_crop,
+    spec_augment,
+    time_stretch,
+    with_deltas,
+)
 from seqlab.data.ts import channel_stats
 from seqlab.errors import SeqlabError
 
@@ -331,16 +341,16 @@ def test_deltas_of_precomputed_frames_are_appended_before_standardising_and_at_p
     dm.setup("fit")
     assert dm.spec.feature_dim == 9 and dm.preprocessing["frame_deltas"] == 2
     parts = train_val_test(encode_labels(y, None, "y")[0], None, 0.25, 0.1, 0)
-    with_deltas = [add_deltas(torch.from_numpy(a), 2).numpy() for a in arrays]  # the audio path's delta function
-    expected = channel_stats([with_deltas[i] for i in parts["train"]])
+    framed = [add_deltas(torch.from_numpy(a), 2).numpy() for a in arrays]  # the audio path's delta function
+    expected = channel_stats([framed[i] for i in parts["train"]])
     np.testing.assert_allclose(dm.preprocessing["stats"]["mean"], expected["mean"], rtol=1e-5, atol=1e-7)
     i = parts["test"][0]
-    want = (with_deltas[i] - np.array(expected["mean"])) / np.array(expected["std"])
+    want = (framed[i] - np.array(expected["mean"])) / np.array(expected["std"])
     np.testing.assert_allclose(dm.splits["test"].items[0].numpy(), want, atol=1e-5)
     np.save(tmp_path / "one.npy", arrays[i])  # predict input: raw frames, deltas added as in training
     dm.predict_input = str(tmp_path / "one.npy")
     np.testing.assert_allclose(dm.predict_dataset().items[0].numpy(), want, atol=1e-5)
-    np.save(tmp_path / "wide.npy", with_deltas[i])  # frames that already carry deltas are refused
+    np.save(tmp_path / "wide.npy", framed[i])  # frames that already carry deltas are refused
     dm.predict_input = str(tmp_path / "wide.npy")
     with pytest.raises(SeqlabError, match=r"frames of shape \(\d+, 9\), but the model reads \(time, 3\)"):
         dm.predict_dataset()
@@ -355,9 +365,9 @@ def test_deltas_of_precomputed_frames_are_appended_before_standardising_and_at_p
     stored = dict(narrow.preprocessing)
     old = SpeechDataModule(source="file", path=str(tmp_path / "d.npz"), deltas=1, delta_width=1)
     old.preprocessing = {k: v for k, v in stored.items() if k != "frame_delta_width"}  # a checkpoint from before the key
-    assert old.with_deltas(arrays[i]).tolist() == add_deltas(torch.from_numpy(arrays[i]), 1, width=2).numpy().tolist()
+    assert with_deltas(arrays[i], old.preprocessing).tolist() == add_deltas(torch.from_numpy(arrays[i]), 1, width=2).numpy().tolist()
     plain.preprocessing = stored
-    np.testing.assert_allclose(plain.with_deltas(arrays[i]), add_deltas(torch.from_numpy(arrays[i]), 1, width=1).numpy())
+    np.testing.assert_allclose(with_deltas(arrays[i], plain.preprocessing), add_deltas(torch.from_numpy(arrays[i]), 1, width=1).numpy())
 
 
 # -- SpecAugment -----------------------------------------------------------------------------------

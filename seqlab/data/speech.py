@@ -270,6 +270,16 @@ class SpeechCollate(Collate):
 
 
 # -- the DataModule --------------------------------------------------------------------------------
+def with_deltas(array: np.ndarray, preprocessing: dict[str, Any]) -> np.ndarray:
+    """(T, F) precomputed frames -> (T, F * (1 + frame_deltas)) with the deltas a task's
+    preprocessing asks for (``data.deltas``) appended; unchanged when it asks for none."""
+    order = preprocessing.get("frame_deltas", 0)
+    if not order or array.ndim != 2:
+        return array
+    width = preprocessing.get("frame_delta_width", 2)  # checkpoints from before data.delta_width: 2
+    return add_deltas(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)), order, width).numpy()
+
+
 class SpeechDataModule(SeqDataModule):
     """Speech classification from frame sequences: the pinned FSDD MFCC and Japanese Vowels
     archives, a user's .npz of frames, a folder of labelled WAV files, or hub audio."""
@@ -420,24 +430,16 @@ class SpeechDataModule(SeqDataModule):
     def build_preprocessing(self) -> None:
         self._table = self._split_table()
         audio = self.source in ("wav_folder", "hub")
-        # Audio gets its deltas in the feature extractor; precomputed frames get them here.
-        self.preprocessing = {"labels": self._table["labels"]}
-        if self.audio.deltas and not audio:
-            self.preprocessing.update(frame_deltas=self.audio.deltas, frame_delta_width=self.audio.delta_width)
-        train = [self.with_deltas(a) for a in self._table["splits"]["train"][0]]
-        self.preprocessing.update(
+        p = {"labels": self._table["labels"]}
+        if self.audio.deltas and not audio:  # audio gets its deltas in the feature extractor; precomputed frames here
+            p.update(frame_deltas=self.audio.deltas, frame_delta_width=self.audio.delta_width)
+        train = [with_deltas(a, p) for a in self._table["splits"]["train"][0]]
+        p.update(
             feature_dim=int(train[0].shape[1]),
             stats=channel_stats(train) if self.normalize else None,
             audio=self.audio.to_dict() if audio else None,
         )
-
-    def with_deltas(self, array: np.ndarray) -> np.ndarray:
-        """(T, F) precomputed frames -> (T, F * (1 + frame_deltas)) with their deltas appended (``data.deltas``)."""
-        order = self.preprocessing.get("frame_deltas", 0)
-        if not order or array.ndim != 2:
-            return array
-        width = self.preprocessing.get("frame_delta_width", 2)  # checkpoints from before data.delta_width: 2
-        return add_deltas(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)), order, width).numpy()
+        self.preprocessing = p
 
     def to_tensor(self, array: np.ndarray, where: str) -> Tensor:
         """(T, F) frames -> standardised float32 tensor, checking F against the trained width."""
@@ -448,7 +450,7 @@ class SpeechDataModule(SeqDataModule):
                 f"{where}: frames of shape {tuple(array.shape)}, but the model reads (time, {width}). "
                 "Give features computed the way the training data was."
             )
-        array = self.with_deltas(array)
+        array = with_deltas(array, p)
         return torch.from_numpy(standardize(array, p["stats"]) if p["stats"] else array.astype(np.float32))
 
     def build_splits(self) -> None:
