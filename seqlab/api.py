@@ -162,12 +162,8 @@ class Predictor:
         Activity gives one per window, which also names its place: ``input`` (the array's index;
         ``subject`` and ``recording`` for a file), ``start`` and ``stop`` (sample offsets)."""
         task = self._task(task)
-        names = self.labels(task)
         probabilities, windows = self._probabilities(inputs, task, batch_size)
-        rows = []
-        for probs in probabilities:
-            best = int(probs.argmax())
-            rows.append({"label": names[best], "probability": float(probs[best]), "probabilities": dict(zip(names, probs.tolist()))})
+        rows = [self.model.specs[task].prediction(probs) for probs in probabilities]
         if windows:
             arrays = not isinstance(inputs, (str, Path))
             for row, window in zip(rows, windows):

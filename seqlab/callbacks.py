@@ -19,7 +19,8 @@ from seqlab.files import write_file
 
 
 class JsonlPredictionWriter(L.Callback):
-    """Writes one JSON line per predict input: index, label, probability and all class probabilities."""
+    """Writes one JSON line per predict input: index, label, probability and all class
+    probabilities; for activity windows also the subject, recording and ``start``/``stop``."""
 
     def __init__(self, output_path: str = "predictions.jsonl") -> None:
         self.output_path = output_path
@@ -29,18 +30,11 @@ class JsonlPredictionWriter(L.Callback):
         self._rows = []
 
     def on_predict_batch_end(self, trainer, pl_module, outputs: dict[str, Any], batch, batch_idx, dataloader_idx=0) -> None:
-        labels = pl_module.specs[outputs["task"]].labels
-        for index, probs in zip(outputs["index"].tolist(), outputs["probs"]):
-            best = int(torch.argmax(probs))
-            self._rows.append(
-                {
-                    "index": index,
-                    "task": outputs["task"],
-                    "label": labels[best],
-                    "probability": round(float(probs[best]), 6),
-                    "probabilities": {name: round(float(p), 6) for name, p in zip(labels, probs.tolist())},
-                }
-            )
+        spec = pl_module.specs[outputs["task"]]
+        windows = getattr(trainer.datamodule, "predict_windows", [])  # where each activity window came from
+        for index, probs in zip(outputs["index"].tolist(), outputs["probs"].tolist()):
+            row = {"index": index, "task": outputs["task"], **spec.prediction(probs, digits=6)}
+            self._rows.append(row | windows[index] if index < len(windows) else row)
 
     def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:

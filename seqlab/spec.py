@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -27,6 +28,15 @@ class TaskSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def prediction(self, probs: Iterable[float], digits: int | None = None) -> dict[str, Any]:
+        """One input's class probabilities -> its ``label``, that label's ``probability`` and
+        every class's ``probabilities`` (rounded to ``digits`` if given): a row of predict's output."""
+        values = [float(p) for p in probs]
+        best = max(range(len(values)), key=values.__getitem__)  # the first of equal maxima, as argmax
+        if digits is not None:
+            values = [round(v, digits) for v in values]
+        return {"label": self.labels[best], "probability": values[best], "probabilities": dict(zip(self.labels, values))}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskSpec:

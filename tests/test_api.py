@@ -128,6 +128,10 @@ def test_arrays_for_speech_and_activity_match_the_cli_on_files(tmp_path):
         assert len(rows) == len(got) > 0
         for row, probs in zip(rows, got):
             assert abs(row["probability"] - float(probs.max())) < 1e-5
+        if name == "activity":  # a CLI row says where its window lies, as the API's rows for the same file
+            where = [{k: r[k] for k in ("subject", "recording", "start", "stop")} for r in seqlab.load(best).predict(str(new))]
+            assert [{k: r[k] for k in ("subject", "recording", "start", "stop")} for r in rows] == where
+            assert [(w["subject"], w["recording"], w["start"], w["stop"]) for w in where[:2]] == [("p0", "0", 0, 50), ("p0", "0", 25, 75)]
 
 
 def test_a_torch_file_that_is_no_checkpoint_is_refused_by_name(tmp_path):

@@ -153,6 +153,7 @@ def test_multitask_fit_reports_every_task_and_checkpoints_all_of_them(tmp_path, 
           "--data.predict_input=[GGATCCACACACTTTA, ACACACTTTACCCA]", f"--prediction_writer.output_path={out}"])  # fmt: skip
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["task"] for r in rows] == ["dna", "dna"] and all(r["label"] in ("motif", "plain") for r in rows)
+    assert set(rows[0]) == {"index", "task", "label", "probability", "probabilities"}  # no window place: DNA is not cut
 
     with pytest.raises(SystemExit):
         main(["predict", "--config", str(config), f"--ckpt_path={best}", "--data.predict_input=[ACGT]"])

@@ -172,6 +172,11 @@ class MultiTaskDataModule(L.LightningDataModule):
             raise SeqlabError(f"predict on a multi-task model needs the task: add --data.only_task <name> (one of {', '.join(self.tasks)}).")
         return self.tasks[self.only_task or next(iter(self.tasks))]
 
+    @property
+    def predict_windows(self) -> list[dict[str, Any]]:
+        """Where each predicted window came from, when the predicted task cuts windows (activity)."""
+        return getattr(self._predict_module(), "predict_windows", [])
+
     def setup(self, stage: str) -> None:
         for module in self.tasks.values():
             module.trainer = self.trainer  # each task's sampler takes its rank and world size from it
