@@ -67,11 +67,14 @@ def encode_input(family: str, preprocessing: dict[str, Any], text: str) -> tuple
         tokens = [w if w in known else f"{w} ({UNK})" for w in words] or [UNK]
         return torch.from_numpy(ids.astype("int64")), tokens
     if family == "DnaDataModule":
-        from seqlab.data.dna import encode_codes, to_codes
+        from seqlab.data.dna import encode_codes, to_codes, truncate
 
         p = preprocessing
         sequence = "".join(text.split())
-        x = encode_codes(to_codes(sequence, "--input"), p["encoding"], p["k"], p["stride"])
+        codes = to_codes(sequence, "--input")
+        cut = (p.get("max_length"), p.get("truncation", "head"))  # as predict cuts it (checkpoints before these keys: uncut)
+        sequence, codes = truncate(sequence, *cut), truncate(codes, *cut)
+        x = encode_codes(codes, p["encoding"], p["k"], p["stride"])
         if p["encoding"] == "kmer":
             tokens = [sequence[i * p["stride"] : i * p["stride"] + p["k"]].upper() for i in range(len(x))]
         else:

@@ -102,9 +102,10 @@ class SeqModel(L.LightningModule):
         self.optimizer = optimizer
         self.lr_schedule = lr_schedule
         self.warmup = warmup
-        unknown = sorted(set(loss_weights or {}) - set(self.specs))
-        if unknown:
-            raise SeqlabError(f"model.loss_weights names task(s) {', '.join(unknown)} this run does not have; its tasks: {', '.join(self.specs)}.")
+        for key, named in {"loss_weights": loss_weights, "position_embedding": position_embedding}.items():
+            unknown = sorted(set(named) - set(self.specs)) if isinstance(named, dict) else []
+            if unknown:
+                raise SeqlabError(f"model.{key} names task(s) {', '.join(unknown)} this run does not have; its tasks: {', '.join(self.specs)}.")
         self.loss_weights = {name: float((loss_weights or {}).get(name, 1.0)) for name in self.specs}
         if not 0 <= label_smoothing < 1:
             raise SeqlabError(f"model.label_smoothing must be in [0, 1); got {label_smoothing}.")

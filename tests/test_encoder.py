@@ -236,3 +236,39 @@ def test_position_embedding_adds_a_learned_vector_per_step():
     torch.testing.assert_close(out[0] - layer.input_layer(x)[0], layer.positions.weight[:3])
     with pytest.raises(SeqlabError, match="longer than the 4 learned positions.*to predict, give inputs of at most"):
         layer(torch.ones(1, 5, dtype=torch.long))
+
+
+class Placed(torch.nn.Module):
+    """A WithPositions layer's input layer plus its positions from ``start`` on."""
+
+    def __init__(self, layer: torch.nn.Module, start: int) -> None:
+        super().__init__()
+        self.layer, self.start = layer, start
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.layer.input_layer(ids) + self.layer.positions.weight[self.start : self.start + ids.size(1)]
+
+
+@pytest.mark.parametrize("pooling", ["max", "mean"])
+def test_chunks_keep_their_learned_positions(pooling):
+    """A chunk starting at step s adds positions s, s+1, ...: the same as encoding each chunk
+    alone with its slice of the position table."""
+    from seqlab.nn import WithPositions
+
+    torch.manual_seed(0)
+    layer = WithPositions(torch.nn.Embedding(6, 4), max_positions=12, dim=4)
+    enc = LSTMEncoder(4, 5, pooling=pooling, chunk_size=4).eval()
+    x, lengths = torch.randint(1, 6, (2, 11)), torch.tensor([11, 6])
+    got = enc(x, lengths, input_layer=layer)
+    for b in range(2):
+        summaries, weights = [], []
+        for s in range(0, int(lengths[b]), 4):
+            part = x[b : b + 1, s : min(s + 4, int(lengths[b]))]
+            placed = Placed(layer, s)  # the chunk with positions s.. added by hand
+            summaries.append(enc.pool(enc.encode(part, None, input_layer=placed), None))
+            weights.append(part.size(1))
+        stacked = torch.cat(summaries)
+        want = stacked.amax(0) if pooling == "max" else (stacked * torch.tensor(weights).unsqueeze(1)).sum(0) / sum(weights)
+        torch.testing.assert_close(got[b], want)
+    with pytest.raises(SeqlabError, match="A sequence of 13 steps is longer than the 12 learned positions"):
+        enc(torch.ones(1, 13, dtype=torch.long), None, input_layer=layer)

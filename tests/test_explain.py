@@ -100,6 +100,9 @@ def test_encode_input_text_marks_unknown_words_and_dna_kmers():
     assert x.tolist() == [2, 3, 1] and tokens == ["a", "great", "zorblax (<unk>)"]
     x, tokens = encode_input("DnaDataModule", {"labels": ["EI", "N"], "encoding": "kmer", "k": 3, "stride": 1}, "ACGTN")
     assert len(x) == 3 and tokens == ["ACG", "CGT", "GTN"] and int(x[2]) == 1  # ambiguous k-mer
+    cut = {"labels": ["EI", "N"], "encoding": "base", "k": 1, "stride": 1, "max_length": 4, "truncation": "tail"}
+    x, tokens = encode_input("DnaDataModule", cut, "AAAACGTA")  # cut as predict cuts it
+    assert tokens == list("CGTA") and x.tolist() == encode_input("DnaDataModule", {**cut, "max_length": None}, "CGTA")[0].tolist()
     with pytest.raises(ValueError, match="empty"):
         encode_input("TextDataModule", pre, "   ")
 

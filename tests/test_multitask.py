@@ -171,6 +171,9 @@ def test_largest_cycle_and_loss_weights_train_both_tasks(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", str(config), "--model.loss_weights={speech: 1.0}"])
     assert exit_info.value.code == 2 and "loss_weights names task(s) speech this run does not have" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # a misspelt task in position_embedding would silently give no positions
+        main(["fit", "--config", str(config), "--model.position_embedding={dnaa: 64}"])
+    assert exit_info.value.code == 2 and "position_embedding names task(s) dnaa this run does not have" in capsys.readouterr().err
 
 
 def test_checkpoint_without_the_asked_task_lists_the_tasks_it_has(tmp_path, capsys):

@@ -89,6 +89,14 @@ def reverse_complement(codes: np.ndarray) -> np.ndarray:
     return COMPLEMENT_CODE[codes[::-1]]
 
 
+def truncate(bases: Any, max_length: int | None, truncation: str) -> Any:
+    """Keep at most max_length bases (codes or a string), the first ("head") or the last ("tail");
+    None keeps everything."""
+    if max_length is None or len(bases) <= max_length:
+        return bases
+    return bases[:max_length] if truncation == "head" else bases[-max_length:]
+
+
 def encode_codes(codes: np.ndarray, encoding: str, k: int = 3, stride: int = 1) -> torch.Tensor:
     """Codes (T,) -> token ids (T',) or one-hot frames (T, 4), by the module docstring's rule."""
     if encoding == "base":
@@ -280,7 +288,7 @@ class DnaDataModule(SeqDataModule):
                 keep.append(i)
         y, names = encode_labels([raw_labels[i] for i in keep], self.labels, self.label_column)
         max_length, truncation = self._cut()
-        codes = [self._truncate(codes[i], max_length, truncation) for i in keep]
+        codes = [truncate(codes[i], max_length, truncation) for i in keep]
         parts = train_val_test(y, None if split is None else split[keep], self.test_size, self.val_size, self.seed, self.val_fold)
         return {"labels": names, "splits": {k: ([codes[i] for i in v], y[v]) for k, v in parts.items()}}
 
@@ -289,13 +297,6 @@ class DnaDataModule(SeqDataModule):
         sequences are cut as its training data was (older checkpoints lack them: the config's)."""
         p = self.preprocessing or {}
         return p.get("max_length", self.max_length), p.get("truncation", self.truncation)
-
-    @staticmethod
-    def _truncate(codes: np.ndarray, max_length: int | None, truncation: str) -> np.ndarray:
-        """Keep at most max_length bases (the first or the last); None keeps everything."""
-        if max_length is None or len(codes) <= max_length:
-            return codes
-        return codes[:max_length] if truncation == "head" else codes[-max_length:]
 
     # -- preprocessing, splits, batches ----------------------------------------------------------
     def build_preprocessing(self) -> None:
@@ -349,4 +350,4 @@ class DnaDataModule(SeqDataModule):
             records = [(f"input {i}", s) for i, s in enumerate(items)]
         self.ensure_preprocessing()
         max_length, truncation = self._cut()
-        return SequenceDataset([self._truncate(to_codes(seq, rid), max_length, truncation) for rid, seq in records])
+        return SequenceDataset([truncate(to_codes(seq, rid), max_length, truncation) for rid, seq in records])

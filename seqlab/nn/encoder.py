@@ -71,14 +71,23 @@ class WithPositions(nn.Module):
         self.input_layer = input_layer
         self.positions = nn.Embedding(max_positions, dim)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, start: Tensor | None = None) -> Tensor:
+        """x: (B, T) ids or (B, T, F) features -> (B, T, E). ``start`` (B,): the position of each
+        row's first step, for chunks of longer sequences (default 0)."""
         T = x.size(1)
-        if T > self.positions.num_embeddings:
+        if start is None:
+            self.check(T)
+            return self.input_layer(x) + self.positions.weight[:T]  # (B, T, E) + (T, E)
+        steps = start.unsqueeze(1) + torch.arange(T, device=x.device)  # (B, T)
+        last = self.positions.num_embeddings - 1  # padding past a sequence's end may run over: masked later
+        return self.input_layer(x) + self.positions(steps.clamp(max=last))
+
+    def check(self, steps: int) -> None:
+        if steps > self.positions.num_embeddings:
             raise SeqlabError(
-                f"A sequence of {T} steps is longer than the {self.positions.num_embeddings} learned positions. To train, raise "
+                f"A sequence of {steps} steps is longer than the {self.positions.num_embeddings} learned positions. To train, raise "
                 "model.position_embedding or truncate the data (data.max_length); to predict, give inputs of at most that many steps."
             )
-        return self.input_layer(x) + self.positions.weight[:T]  # (B, T, E) + (T, E)
 
 
 class LSTMEncoder(nn.Module):
@@ -175,12 +184,14 @@ class LSTMEncoder(nn.Module):
         """
         return self._encode(x, check_lengths(lengths, *x.shape[:2], x.device), input_layer)
 
-    def _encode(self, x: Tensor, lengths: Tensor, input_layer: nn.Module | None) -> Tensor:
-        """``encode`` with lengths already checked (check_lengths)."""
+    def _encode(self, x: Tensor, lengths: Tensor, input_layer: nn.Module | None, start: Tensor | None = None) -> Tensor:
+        """``encode`` with lengths already checked (check_lengths); ``start`` (B,) places chunks
+        for an input layer with learned positions."""
         B, T = x.shape[:2]
         if x.is_floating_point():  # zeros past each end: a NaN in the padding reaches no output or gradient
             x = torch.where(lengths_mask(lengths, T).view(B, T, *[1] * (x.dim() - 2)), x, 0.0)
-        h = (self.input if input_layer is None else input_layer)(x)  # (B, T, I)
+        layer = self.input if input_layer is None else input_layer
+        h = layer(x) if start is None else layer(x, start)  # (B, T, I)
         h = self.input_dropout(self.front(h, lengths))
         for layer in range(self.num_layers):
             if layer > 0:
@@ -235,18 +246,23 @@ class LSTMEncoder(nn.Module):
         chunks = x.reshape(B * n, c, *x.shape[2:])  # (B*n, c, ...)
         starts = torch.arange(n, device=x.device) * c  # (n,)
         chunk_lengths = (lengths.unsqueeze(1) - starts).clamp(0, c).reshape(B * n)  # (B*n,)
+        chunk_starts = starts.repeat(B)  # (B*n,): where each chunk begins in its sequence
         rows = chunk_lengths.nonzero().squeeze(1)  # chunks holding real steps
+        positions = isinstance(input_layer, WithPositions)  # a chunk's steps keep their places in the sequence
+        if positions:
+            input_layer.check(int(lengths.max()))
 
-        def encode_chunks(xs: Tensor, ls: Tensor) -> Tensor:
-            return self._pool(self._encode(xs[:, : int(ls.max())], ls, input_layer), ls)  # chunk lengths: 1..c by construction
+        def encode_chunks(xs: Tensor, ls: Tensor, at: Tensor) -> Tensor:
+            out = self._encode(xs[:, : int(ls.max())], ls, input_layer, at if positions else None)  # chunk lengths: 1..c by construction
+            return self._pool(out, ls)
 
         pooled = []
         for group in rows.split(self.chunk_batch):
-            xs, ls = chunks[group], chunk_lengths[group]
+            xs, ls, at = chunks[group], chunk_lengths[group], chunk_starts[group]
             if torch.is_grad_enabled():
-                pooled.append(torch.utils.checkpoint.checkpoint(encode_chunks, xs, ls, use_reentrant=False))
+                pooled.append(torch.utils.checkpoint.checkpoint(encode_chunks, xs, ls, at, use_reentrant=False))
             else:
-                pooled.append(encode_chunks(xs, ls))
+                pooled.append(encode_chunks(xs, ls, at))
         pooled = torch.cat(pooled)  # (R, D)
         fill = float("-inf") if self.pooling == "max" else 0.0
         summaries = pooled.new_full((B * n, self.output_size), fill).index_put((rows,), pooled).view(B, n, -1)  # (B, n, D)
