@@ -165,6 +165,25 @@ def test_file_source_reads_each_format(tmp_path, kind):
     assert batch["x"].shape[1] == int(batch["lengths"].max())
 
 
+def test_a_split_column_in_a_text_file_is_the_official_split(tmp_path):
+    import pandas as pd
+
+    df = pd.DataFrame(make_reviews(40), columns=["text", "label"])
+    df["split"] = ["test" if i < 6 else "train" for i in range(len(df))]
+    df.to_csv(tmp_path / "r.csv", index=False)
+    dm = TextDataModule(source="file", path=str(tmp_path / "r.csv"), val_size=0, min_freq=1, cache_dir=str(tmp_path / "c"))
+    dm.setup("test")
+    assert len(dm.splits["test"]) == 6 and len(dm.splits["train"]) == 34
+    df.loc[3, "split"] = "dev"
+    df.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(SeqlabError, match=r"may only hold 'train' and 'test'; it also holds \['dev'\]"):
+        TextDataModule(source="file", path=str(tmp_path / "bad.csv"), min_freq=1, cache_dir=str(tmp_path / "c")).setup("fit")
+    df.loc[3, "split"] = None  # a row without its split is named too, not silently re-split
+    df.to_csv(tmp_path / "gap.csv", index=False)
+    with pytest.raises(SeqlabError, match=r"it also holds \['nan'\]"):
+        TextDataModule(source="file", path=str(tmp_path / "gap.csv"), min_freq=1, cache_dir=str(tmp_path / "c")).setup("fit")
+
+
 def test_encoded_splits_are_cached_and_reused(tmp_path, reviews_csv, monkeypatch):
     args = dict(source="file", path=str(reviews_csv), min_freq=1, cache_dir=str(tmp_path / "c"))
     first = TextDataModule(**args)

@@ -189,7 +189,7 @@ class TextDataModule(SeqDataModule):
         fix = "Set data.text_column and data.label_column to the columns that hold the text and the label."
         require_columns(df, (self.text_column, self.label_column), where, fix)
         out = df[[self.text_column, self.label_column]].rename(columns={self.text_column: "text", self.label_column: "label"})
-        out["split"] = df["split"] if "split" in df.columns and self.source == "hub" else None
+        out["split"] = df["split"] if "split" in df.columns else None  # an official train/test split
         empty = out["text"].isna() | out["label"].isna()
         if empty.any():
             rows = list(np.flatnonzero(empty.to_numpy())[:5])
@@ -210,7 +210,7 @@ class TextDataModule(SeqDataModule):
         df = df.drop_duplicates(subset="text", keep="first").reset_index(drop=True)
         y, names = encode_labels(df["label"].tolist(), self.labels, self.label_column)
         texts = df["text"].tolist()
-        official = df["split"].to_numpy() if df["split"].notna().all() else None
+        official = df["split"].to_numpy() if df["split"].notna().any() else None  # a row without one: an error there
         parts = train_val_test(y, official, self.test_size, self.val_size, self.seed, self.val_fold)
         return {"labels": names, "splits": {k: ([texts[i] for i in idx], y[idx]) for k, idx in parts.items()}}
 
