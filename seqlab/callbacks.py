@@ -288,14 +288,18 @@ class ConfusionMatrixLogger(RedrawCallback):
 
 
 class GradNormLogger(L.Callback):
-    """Logs ``train/grad_norm``: the global norm of all gradients before the optimizer step (and
-    before gradient clipping), every logged step."""
+    """Logs ``train/grad_norm``: the global norm of the gradients the optimizer step applies,
+    before gradient clipping, every logged step. (Lightning calls this hook before the model's,
+    which drops the gradients of a frozen encoder and of tasks the step had no batch of: those
+    are left out here too.)"""
 
     def __init__(self, norm_type: float = 2.0) -> None:
         self.norm_type = norm_type
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer) -> None:
-        norms = [torch.linalg.vector_norm(p.grad.detach().float(), self.norm_type) for p in pl_module.parameters() if p.grad is not None]
+        idle = {id(p) for p in pl_module.idle_parameters()} if hasattr(pl_module, "idle_parameters") else set()
+        grads = [p.grad for p in pl_module.parameters() if p.grad is not None and id(p) not in idle]
+        norms = [torch.linalg.vector_norm(g.detach().float(), self.norm_type) for g in grads]
         if norms:
             pl_module.log("train/grad_norm", torch.linalg.vector_norm(torch.stack(norms), self.norm_type), on_step=True, on_epoch=False)
 

@@ -249,8 +249,12 @@ class SeqModel(L.LightningModule):
                 idle += list(encoder.parameters())
         return idle
 
+    def idle_parameters(self) -> list[nn.Parameter]:
+        """Parameters the coming optimizer step leaves as they are: their gradients are dropped."""
+        return self._idle_parameters(self._step_tasks)
+
     def on_before_optimizer_step(self, optimizer) -> None:
-        for p in self._idle_parameters(self._step_tasks):
+        for p in self.idle_parameters():
             p.grad = None  # AdamW skips a parameter without gradient: no decay, no momentum step
         self._step_tasks = set()
 

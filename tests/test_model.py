@@ -116,3 +116,22 @@ def test_accumulated_batches_of_two_tasks_keep_both_tasks_gradients():
     model.training_step({**batch, "task": "b"}, 2).backward()  # the next step: task b alone
     model.on_before_optimizer_step(None)
     assert has_grad("b") and not has_grad("a")
+
+
+def test_the_logged_gradient_norm_leaves_out_gradients_the_step_drops():
+    """Lightning runs GradNormLogger's hook before the model's, which drops idle gradients: the
+    logged norm is that of the gradients the optimizer applies."""
+    from seqlab.callbacks import GradNormLogger
+
+    specs = {name: {**SPEECH["jv"], "name": name} for name in ("a", "b")}
+    model = SeqModel(specs, embed_dim=4, hidden_size=3)
+    batch = {"x": torch.randn(2, 4, 3), "lengths": torch.tensor([4, 2]), "y": torch.tensor([0, 1]), "task": "a"}
+    model.training_step(batch, 0).backward()
+    for p in model.heads["b"].parameters():
+        p.grad = torch.ones_like(p)  # a gradient the step would drop (task b had no batch)
+    logged = {}
+    model.log = lambda name, value, **kwargs: logged.update({name: float(value)})
+    GradNormLogger().on_before_optimizer_step(None, model, None)
+    model.on_before_optimizer_step(None)
+    applied = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+    assert logged["train/grad_norm"] == pytest.approx(float(applied.norm()), rel=1e-6)
