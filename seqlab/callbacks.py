@@ -393,11 +393,15 @@ class GateFigures(L.Callback):
             if task not in pl_module.specs or not splits.get(split):
                 continue
             batch = module.collate("val")([splits[split][0]])  # without training augmentation
-            x = batch["x"][0, : min(int(batch["lengths"][0]), self.max_steps)].to(pl_module.device)  # (T,) or (T, F)
+            steps = int(batch["lengths"][0])
+            x = batch["x"][0, : min(steps, self.max_steps)].to(pl_module.device)  # (T,) or (T, F)
             vocab = (module.preprocessing or {}).get("vocab")
             tokens = [vocab[i] for i in x.tolist()] if vocab and x.dim() == 1 else [str(t) for t in range(len(x))]
             with torch.enable_grad():
                 trace = trace_input(pl_module, task, x, tokens, attribution_steps=self.attribution_steps)
-            fig = draw_gates(trace, title=f"{task}: first {'validation' if split == 'val' else 'training'} sequence")
+            title = f"{task}: first {'validation' if split == 'val' else 'training'} sequence"
+            if steps > len(x):  # the figure's prediction is that of the steps drawn
+                title += f", its first {len(x)} of {steps} steps"
+            fig = draw_gates(trace, title=title)
             if not log_figure_to_wandb(trainer, f"gates/{task}", fig):
                 save_png(fig, plots_dir(trainer) / f"gates_{task}.png")
