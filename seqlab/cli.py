@@ -83,6 +83,21 @@ class SeqlabArgumentParser(LightningArgumentParser):
         return super().error(message, ex)
 
 
+def newest_last_checkpoint(config) -> str:
+    """``--ckpt_path last`` outside fit, resolved as Lightning does (the newest ``last*.ckpt`` in
+    the folders of the config's ModelCheckpoint callbacks) but before the run, so the checkpoint's
+    vocabulary and statistics are read as for a path. None found is an error, where Lightning would
+    warn and evaluate untrained weights."""
+    callbacks = (config.get("trainer") or {}).get("callbacks") or []
+    folders = [cb.init_args.get("dirpath") for cb in callbacks if "ModelCheckpoint" in str(cb.get("class_path"))]
+    folders = [Path(f) for f in folders if f]
+    found = [p for folder in folders if folder.is_dir() for p in folder.glob("last*.ckpt")]
+    if not found:
+        where = ", ".join(map(str, folders)) or "no folder (the config's ModelCheckpoint sets no dirpath)"
+        raise SeqlabError(f"--ckpt_path last: no last*.ckpt in {where}. Run fit with this config first, or give the checkpoint's path.")
+    return str(max(found, key=lambda p: p.stat().st_mtime))
+
+
 class SeqlabCLI(LightningCLI):
     """Links the data's task specs into the model and checks checkpoint paths early."""
 
@@ -99,6 +114,8 @@ class SeqlabCLI(LightningCLI):
         file that is no checkpoint (or a damaged one) stops with a message, not a torch traceback."""
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
+        if subcommand in ("validate", "test", "predict") and config.get("ckpt_path") == "last":
+            config.ckpt_path = newest_last_checkpoint(config)  # a file: its preprocessing and model settings are read
         before = {k: v for k, v in vars(config.get("model") or {}).items() if k not in ("specs", "optimizer")}
         try:
             super()._parse_ckpt_path()

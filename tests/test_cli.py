@@ -140,13 +140,21 @@ def test_checkpoint_of_another_task_is_refused_with_its_tasks(reviews_csv):
     assert exit_info.value.code == 2
 
 
-def test_predict_needs_no_training_file_but_test_does(reviews_csv, tmp_path, capsys):
+def test_predict_needs_no_training_file_but_test_does(reviews_csv, tmp_path, capsys, monkeypatch):
     """A checkpoint holds all that predict reads; only what reads the training data asks for data.path."""
     best = fit_tiny(reviews_csv, "--trainer.max_epochs=1").trainer.checkpoint_callback.best_model_path
     out = tmp_path / "preds.jsonl"
     no_path = [*tiny_text_args(reviews_csv), "--data.path=null", f"--ckpt_path={best}"]
     main(["predict", *no_path, "--data.predict_input=[great, awful]", f"--prediction_writer.output_path={out}"])
     assert len(out.read_text().splitlines()) == 2
+    last = [a if not a.startswith("--ckpt_path=") else "--ckpt_path=last" for a in no_path]  # the newest last*.ckpt, read as a path
+    main(["predict", *last, "--data.predict_input=[great, awful]", f"--prediction_writer.output_path={out}"])
+    assert len(out.read_text().splitlines()) == 2
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # the config's runs/imdb/checkpoints is relative: none here
+    with pytest.raises(SystemExit) as exit_info:  # an error, not a run of untrained weights
+        main(["predict", *last, "--data.predict_input=[great]"])
+    assert exit_info.value.code == 2 and "--ckpt_path last: no last*.ckpt in" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["test", *no_path])
     assert exit_info.value.code == 2
