@@ -165,6 +165,17 @@ def test_file_source_reads_each_format(tmp_path, kind):
     assert batch["x"].shape[1] == int(batch["lengths"].max())
 
 
+def test_a_tsv_is_one_row_a_line_whatever_its_quotes(tmp_path):
+    """TSV has no quoting: a review that opens a quote must not swallow the rows after it."""
+    from seqlab.data.base import read_table
+
+    lines = ["text\tlabel", '"Unclosed quote and a fine film\tpositive', "dull\tnegative", 'Best ever" says my mum\tpositive']
+    (tmp_path / "r.tsv").write_text("\n".join(lines) + "\n")
+    df = read_table(tmp_path / "r.tsv")
+    assert df["text"].tolist() == ['"Unclosed quote and a fine film', "dull", 'Best ever" says my mum']
+    assert df["label"].tolist() == ["positive", "negative", "positive"]
+
+
 def test_a_split_column_in_a_text_file_is_the_official_split(tmp_path):
     import pandas as pd
 

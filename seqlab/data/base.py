@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import math
@@ -373,7 +374,7 @@ def read_table(path: str | Path):
         if suffix in (".csv", ".csv.gz"):
             df = pd.read_csv(path)
         elif suffix in (".tsv", ".tsv.gz"):
-            df = pd.read_csv(path, sep="\t")
+            df = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE)  # a quote is text: one line is one row
         elif suffix in (".jsonl", ".json", ".jsonl.gz"):
             df = pd.read_json(path, lines=suffix != ".json")
         elif suffix == ".parquet":
