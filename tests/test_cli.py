@@ -246,6 +246,7 @@ def test_checkpoint_of_another_task_message(reviews_csv, capsys):
         main(["test", *tiny_text_args(reviews_csv), "--data.task_name=other", f"--ckpt_path={best}"])
     err = capsys.readouterr().err
     assert "has no task 'other'" in err and "the tasks it has: imdb (TextDataModule)" in err
+    assert "add --data.task_name imdb" in err  # the one task of this family: perhaps a config with another task_name
 
 
 def test_missing_checkpoint_path(reviews_csv, capsys):

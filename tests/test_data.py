@@ -375,3 +375,10 @@ def test_a_writer_that_fails_leaves_the_previous_file_and_folder_whole(tmp_path)
     write_folder(folder, lambda tmp: (tmp / "new.txt").write_text("new\n"))  # a folder without some of the files is replaced
     assert sorted(p.name for p in folder.iterdir()) == ["new.txt"]
     assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]
+
+
+def test_labels_other_than_the_checkpoints_say_what_can_fix_it(tmp_path, reviews_csv):
+    dm = TextDataModule(source="file", path=str(reviews_csv), min_freq=1, cache_dir=str(tmp_path / "c"))
+    dm.preprocessing = {"labels": ["yes", "no", "stop"]}
+    with pytest.raises(SeqlabError, match=r"the checkpoint was trained on \['yes', 'no', 'stop'\]\. Use a checkpoint"):
+        dm.check_labels(["negative", "positive"])

@@ -111,9 +111,15 @@ class SeqDataModule(L.LightningDataModule):
         state = states.get(self.task_name)
         if state is None or state.get("family") != type(self).__name__:
             has = ", ".join(f"{k} ({v.get('family')})" for k, v in states.items()) or "none"
+            kin = [k for k, v in states.items() if v.get("family") == type(self).__name__]
+            fix = (
+                f"If it was trained under that name with this config (data.task_name), add --data.task_name {kin[0]}; otherwise use"
+                if len(kin) == 1 and state is None
+                else "Use"
+            )
             raise SeqlabError(
                 f"Checkpoint {where} has no task {self.task_name!r} of {type(self).__name__}; the tasks it "
-                f"has: {has}. Use a checkpoint trained on this task, or the config of the task it was trained on."
+                f"has: {has}. {fix} a checkpoint trained on this task, or the config of the task it was trained on."
             )
         return state["preprocessing"]
 
@@ -145,7 +151,8 @@ class SeqDataModule(L.LightningDataModule):
         """Stop when this data's label set differs from the one the preprocessing was built with."""
         if labels != self.preprocessing["labels"]:
             raise SeqlabError(
-                f"This data has labels {labels}, the checkpoint was trained on {self.preprocessing['labels']}. Set data.labels to match."
+                f"This data has labels {labels}, the checkpoint was trained on {self.preprocessing['labels']}. Use a checkpoint "
+                "trained on these classes (or, if they are the same classes in another order, set data.labels to the checkpoint's)."
             )
 
     def setup(self, stage: str) -> None:
