@@ -382,3 +382,15 @@ def test_labels_other_than_the_checkpoints_say_what_can_fix_it(tmp_path, reviews
     dm.preprocessing = {"labels": ["yes", "no", "stop"]}
     with pytest.raises(SeqlabError, match=r"the checkpoint was trained on \['yes', 'no', 'stop'\]\. Use a checkpoint"):
         dm.check_labels(["negative", "positive"])
+
+
+def test_rows_without_text_are_named_by_data_row_from_1(tmp_path):
+    (tmp_path / "r.csv").write_text("text,label\ngood,positive\n,negative\nbad,\n")
+    dm = TextDataModule(source="file", path=str(tmp_path / "r.csv"), cache_dir=str(tmp_path / "c"))
+    with pytest.raises(SeqlabError, match=r"2 rows without text or label \(first data rows, counted from 1: \[2, 3\]\)"):
+        dm.setup("fit")
+    (tmp_path / "p.csv").write_text("text,id\ngood,1\n,2\n")
+    dm.preprocessing = {"labels": ["negative", "positive"], "vocab": ["<pad>", "<unk>"], "lowercase": True, "max_length": 5, "truncation": "head"}
+    dm.predict_input = str(tmp_path / "p.csv")
+    with pytest.raises(SeqlabError, match=r"data rows \[2\] \(counted from 1\) have no 'text' value"):
+        dm.predict_dataset()

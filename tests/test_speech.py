@@ -292,6 +292,9 @@ def test_frame_file_bad_inputs(tmp_path):
     np.savez(tmp_path / "sum.npz", X=np.concatenate(arrays), lengths=[3] * 40, y=y)
     with pytest.raises(SeqlabError, match="sum to the"):
         load_frames(tmp_path / "sum.npz")
+    np.savez(tmp_path / "zero.npz", X=np.ones((40, 3)), lengths=[20, 0, 20])  # sums right, but one sequence is empty
+    with pytest.raises(SeqlabError, match=r"every sequence needs at least one frame; 'lengths' is below 1 at index \[1\]"):
+        load_frames(tmp_path / "zero.npz")
     (tmp_path / "table.npz").write_text("a,b\n1,2\n")  # a CSV under another name
     with pytest.raises(SeqlabError, match=r"table\.npz is not a \.npy/\.npz file"):
         load_frames(tmp_path / "table.npz")

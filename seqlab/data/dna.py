@@ -340,7 +340,7 @@ class DnaDataModule(SeqDataModule):
             if is_table(source):  # a table: its sequence column
                 df = read_table(source)
                 require_columns(df, (self.sequence_column,), source, "Set data.sequence_column to the column that holds the sequences.")
-                records = [(f"row {i}", s) for i, s in enumerate(df[self.sequence_column].fillna("").astype(str))]
+                records = [(f"data row {i}", s) for i, s in enumerate(df[self.sequence_column].fillna("").astype(str), 1)]
             elif (text := read_text_file(source)).lstrip().startswith(">"):
                 records = [(rid, seq) for rid, _, seq in parse_fasta(source)]
             else:

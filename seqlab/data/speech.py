@@ -123,8 +123,13 @@ def load_frames(path: str | Path) -> tuple[list[np.ndarray], np.ndarray | None, 
         if lengths is None:
             raise SeqlabError(f"{path}: X is 2-D (stacked frames) but there is no 'lengths' array saying where each sequence ends.")
         lengths = np.asarray(lengths, dtype=np.int64)
-        if lengths.ndim != 1 or (lengths < 1).any() or lengths.sum() != len(X):
-            raise SeqlabError(f"{path}: 'lengths' must be positive and sum to the {len(X)} rows of X (they sum to {int(lengths.sum())}).")
+        if lengths.ndim != 1:
+            raise SeqlabError(f"{path}: 'lengths' must be 1-D, one length a sequence; it has shape {lengths.shape}.")
+        if (lengths < 1).any():
+            bad = np.flatnonzero(lengths < 1)[:5].tolist()
+            raise SeqlabError(f"{path}: every sequence needs at least one frame; 'lengths' is below 1 at index {bad}. Drop those sequences.")
+        if lengths.sum() != len(X):
+            raise SeqlabError(f"{path}: 'lengths' must sum to the {len(X)} rows of X (they sum to {int(lengths.sum())}).")
         arrays = np.split(X, np.cumsum(lengths)[:-1])
     elif X.ndim == 3:
         lengths = np.full(len(X), X.shape[1]) if lengths is None else np.asarray(lengths, dtype=np.int64)

@@ -192,8 +192,10 @@ class TextDataModule(SeqDataModule):
         out["split"] = df["split"] if "split" in df.columns else None  # an official train/test split
         empty = out["text"].isna() | out["label"].isna()
         if empty.any():
-            rows = list(np.flatnonzero(empty.to_numpy())[:5])
-            raise SeqlabError(f"{where} has {int(empty.sum())} rows without text or label (first rows: {rows}). Remove or fill them.")
+            rows = [int(i) + 1 for i in np.flatnonzero(empty.to_numpy())[:5]]
+            raise SeqlabError(
+                f"{where} has {int(empty.sum())} rows without text or label (first data rows, counted from 1: {rows}). Remove or fill them."
+            )
         out["text"] = out["text"].astype(str)
         return out
 
@@ -304,9 +306,11 @@ class TextDataModule(SeqDataModule):
             if is_table(path):  # a table: its text column
                 df = read_table(path)
                 require_columns(df, (self.text_column,), str(path), "Set data.text_column to the column that holds the text.")
-                missing = np.flatnonzero(df[self.text_column].isna().to_numpy()).tolist()
+                missing = [int(i) + 1 for i in np.flatnonzero(df[self.text_column].isna().to_numpy())]
                 if missing:
-                    raise SeqlabError(f"{path} rows {missing[:5]} have no {self.text_column!r} value. Fill them or drop those rows.")
+                    raise SeqlabError(
+                        f"{path} data rows {missing[:5]} (counted from 1) have no {self.text_column!r} value. Fill them or drop those rows."
+                    )
                 texts = df[self.text_column].astype(str).tolist()
             else:
                 texts = [line for line in read_text_file(path).splitlines() if line.strip()]
