@@ -14,11 +14,23 @@ STATE_KEY = "seqlab_task"
 MULTI_KEY = "seqlab_tasks"  # a multi-task module's state: task name -> a task's state
 
 
+def check_checkpoint_file(path: str | Path, option: str) -> Path:
+    """``path`` if it is a file; a folder or a missing path stops with what to give ``option``."""
+    path = Path(path)
+    if path.is_dir():
+        found = ", ".join(sorted(p.name for p in path.glob("*.ckpt"))[:5]) or "it holds none"
+        raise SeqlabError(f"Checkpoint {path} is a folder. Give {option} a .ckpt file in it ({found}).")
+    if not path.is_file():
+        raise SeqlabError(
+            f"Checkpoint {path} does not exist. Check {option}: a fit writes best and last checkpoints under "
+            "the ModelCheckpoint dirpath of its config (runs/<task>/checkpoints)."
+        )
+    return path
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint's plain contents, with a clear error when the file is missing or unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise SeqlabError(f"Checkpoint {path} does not exist. Check the path; a fit writes its checkpoints under <log dir>/checkpoints/.")
+    path = check_checkpoint_file(path, "the path")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:

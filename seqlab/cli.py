@@ -13,6 +13,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
 from seqlab.callbacks import JsonlPredictionWriter
+from seqlab.checkpoints import check_checkpoint_file
 from seqlab.errors import SeqlabError, first_line
 from seqlab.model import SeqModel
 
@@ -139,11 +140,7 @@ class SeqlabCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         ckpt = config.get("ckpt_path")
         if ckpt and ckpt not in SPECIAL_CKPT:
-            if not Path(ckpt).is_file():
-                raise SeqlabError(
-                    f"Checkpoint {ckpt} does not exist. Check --ckpt_path: a fit writes best and last "
-                    "checkpoints under the ModelCheckpoint dirpath of the config (runs/<task>/checkpoints)."
-                )
+            check_checkpoint_file(ckpt, "--ckpt_path")
             # Evaluate and predict with the vocabulary/statistics the checkpoint was trained with.
             if self.subcommand in ("validate", "test", "predict") and "preprocessing_from" in config.data.init_args:
                 if not config.data.init_args.preprocessing_from:

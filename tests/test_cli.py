@@ -249,11 +249,16 @@ def test_checkpoint_of_another_task_message(reviews_csv, capsys):
     assert "add --data.task_name imdb" in err  # the one task of this family: perhaps a config with another task_name
 
 
-def test_missing_checkpoint_path(reviews_csv, capsys):
+def test_missing_checkpoint_path(reviews_csv, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["test", *tiny_text_args(reviews_csv), "--ckpt_path=nowhere/best.ckpt"])
     assert exit_info.value.code == 2
     assert "Checkpoint nowhere/best.ckpt does not exist" in capsys.readouterr().err
+    (tmp_path / "ckpts").mkdir()
+    (tmp_path / "ckpts" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(SystemExit):  # a folder is named as one, with the checkpoints in it
+        main(["test", *tiny_text_args(reviews_csv), f"--ckpt_path={tmp_path / 'ckpts'}"])
+    assert "ckpts is a folder. Give --ckpt_path a .ckpt file in it (last.ckpt)" in capsys.readouterr().err
 
 
 def test_unknown_config_key_and_wrong_type_are_named(reviews_csv, capsys):

@@ -141,9 +141,10 @@ def test_predict_from_strings_and_fasta(tmp_path):
     (tmp_path / "Q.CSV").write_text("id,seq\na,ACGTN\nb,ggatc\n")
     dm.predict_input = str(tmp_path / "Q.CSV")  # the suffix in any case: still a table, not 3 lines
     assert from_table == [x.tolist() for x in dm.predict_dataset().items]
-    dm.predict_input = str(tmp_path / "y.fa")
-    with pytest.raises(SeqlabError, match="y.fa'?: no such file"):
-        dm.predict_dataset()
+    for missing in ("y.fa", "y.fa.gz"):  # not read as a sequence with a '/' in it
+        dm.predict_input = str(tmp_path / missing)
+        with pytest.raises(SeqlabError, match=f"{missing}'?: no such file"):
+            dm.predict_dataset()
 
 
 def test_splice_archive_matches_its_documented_counts():
