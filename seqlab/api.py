@@ -154,7 +154,11 @@ class Predictor:
         if short:
             raise SeqlabError(f"Recordings {short[:5]} are shorter than one window ({window} samples): they give no prediction. Drop them.")
         recording = np.repeat(np.arange(len(arrays)), lengths).astype(str)
-        np.savez(tmp / "signals.npz", signals=np.concatenate(arrays), recording=recording, subject=np.full(len(recording), "input"))
+        signals = {"signals": np.concatenate(arrays), "recording": recording, "subject": np.full(len(recording), "input")}
+        channels = module.ensure_preprocessing()["channels"]
+        if signals["signals"].shape[1] == len(channels):  # named as the checkpoint's, so an error names them too
+            signals["channels"] = np.array(channels)
+        np.savez(tmp / "signals.npz", **signals)
         return str(tmp / "signals.npz")
 
     def predict(self, inputs: Any, task: str | None = None, batch_size: int = 64) -> list[dict[str, Any]]:

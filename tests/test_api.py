@@ -109,6 +109,10 @@ def test_arrays_for_speech_and_activity_match_the_cli_on_files(tmp_path):
             assert [(r["input"], r["start"], r["stop"]) for r in rows] == [(0, 0, 50), (0, 25, 75), (0, 50, 100), (1, 0, 50)]
             with pytest.raises(SeqlabError, match=r"Recordings \[1\] are shorter than one window \(50 samples\)"):
                 seqlab.load(best).predict([arrays[0], arrays[0][:10]])
+            bad = arrays[0].astype(np.float32)
+            bad[5, 1] = np.nan  # named by the checkpoint's channel name, not a generic ch1
+            with pytest.raises(SeqlabError, match=r"NaN value at sample index 5 \(channel 'b'\)"):
+                seqlab.load(best).predict([bad])
         if name == "speech":
             np.savez(tmp_path / "new.npz", X=np.concatenate(arrays), lengths=[len(a) for a in arrays])
         else:
@@ -158,7 +162,7 @@ def test_activity_arrays_without_a_window_are_whole_recordings(tmp_path):
     from seqlab.data import ActivityDataModule
 
     module = ActivityDataModule(source="basic_motions", window=None)
-    module.preprocessing = {"window": None}  # each recording is one window (configs/basic_motions.yaml)
+    module.preprocessing = {"window": None, "channels": [f"c{i}" for i in range(6)]}  # each recording one window (BasicMotions)
     path = Predictor._as_input(module, [np.zeros((10, 6)), np.zeros((100, 6))], tmp_path)
     assert np.load(path)["signals"].shape == (110, 6)
 
