@@ -442,3 +442,11 @@ def test_predict_npz_channels_are_matched_by_name_and_a_saved_index_is_no_channe
     make_signals().to_csv(tmp_path / "indexed.csv")  # pandas' default: the index as a first, unnamed column
     with pytest.raises(SeqlabError, match=r"column without a name \('Unnamed: 0'\).*index=False"):
         file_dm(tmp_path / "indexed.csv").ensure_preprocessing()
+
+
+def test_test_subjects_the_data_lacks_say_how_to_draw_a_share_instead():
+    from seqlab.data.activity import split_subjects
+
+    with pytest.raises(SeqlabError, match=r"subject\(s\) \['9'\] that the data does not have; its subjects are \['p0', 'p1'\].*test_subjects: null"):
+        split_subjects(["p0", "p1"], ["9"], None, 0.5, 0.0, 0)
+    assert split_subjects(["p0", "p1", "p2", "p3"], None, None, 0.25, 0.0, 0)["test"] in (["p0"], ["p1"], ["p2"], ["p3"])

@@ -318,7 +318,10 @@ def split_subjects(
     for name, listed in (("test_subjects", test), ("val_subjects", val)):
         unknown = sorted(set(listed or []) - set(known), key=_natural)
         if unknown:
-            raise SeqlabError(f"data.{name} names subject(s) {unknown} that the data does not have; its subjects are {known}.")
+            raise SeqlabError(
+                f"data.{name} names subject(s) {unknown} that the data does not have; its subjects are {known}. Name some of those, "
+                f"or set data.{name}: null to draw a seeded share (configs/hapt.yaml names the UCI HAR subjects: override it for a file of your own)."
+            )
     rng = np.random.default_rng(seed)
     if test is None:
         test = sorted(rng.permutation(known)[: max(1, int(round(len(known) * test_size)))].tolist(), key=_natural)
