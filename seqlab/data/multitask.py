@@ -26,7 +26,7 @@ from typing import Any, Literal
 import lightning as L
 import numpy as np
 
-from seqlab.checkpoints import MULTI_KEY
+from seqlab.checkpoints import MULTI_KEY, read_checkpoint, task_states
 from seqlab.data.module import SeqDataModule, check_validate_has_data
 from seqlab.errors import SeqlabError
 
@@ -150,6 +150,8 @@ class MultiTaskDataModule(L.LightningDataModule):
         if only_task is not None and only_task not in tasks:
             raise SeqlabError(f"data.only_task={only_task!r} is not one of this run's tasks: {', '.join(tasks)}.")
         self.tasks = tasks
+        if preprocessing_from:
+            self._check_checkpoint_has_every_task(preprocessing_from)
         for name, module in tasks.items():
             module.task_name = name  # the key names the task
             if preprocessing_from and not module.preprocessing_from:
@@ -158,6 +160,16 @@ class MultiTaskDataModule(L.LightningDataModule):
         self.only_task = only_task
         self.preprocessing_from = preprocessing_from
         self.predict_input = predict_input
+
+    def _check_checkpoint_has_every_task(self, path: str) -> None:
+        has = task_states(read_checkpoint(path))
+        missing = [name for name in self.tasks if name not in has]
+        if missing:
+            raise SeqlabError(
+                f"Checkpoint {path} has no task(s) {', '.join(missing)} of this multi-task config; its tasks: {', '.join(has) or 'none'}. "
+                "A multi-task config reads a checkpoint of all its tasks (data.only_task picks the one to evaluate). "
+                "For a checkpoint of one task, use that task's config (configs/<task>.yaml)."
+            )
 
     @property
     def specs(self) -> dict[str, dict[str, Any]]:
