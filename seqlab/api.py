@@ -91,7 +91,7 @@ class Predictor:
 
     def _dataset(self, task: str, inputs: Any):
         """The task's DataModule and its predict dataset of ``inputs``, read as the CLI's predict
-        reads them (activity: ``module.predict_windows[i]`` says where window i came from)."""
+        reads them (``module.predict_origins[i]`` says where item i came from: activity windows, WAV files)."""
         module = self._module(task)
         with tempfile.TemporaryDirectory() as tmp:
             module.predict_input = self._as_input(module, inputs, Path(tmp))
@@ -118,7 +118,7 @@ class Predictor:
 
     @torch.no_grad()
     def _probabilities(self, inputs: Any, task: str, batch_size: int) -> tuple[torch.Tensor, list[dict[str, Any]]]:
-        """(N, C) probabilities, and for activity where each window came from (else [])."""
+        """(N, C) probabilities, and where each input came from (activity windows, WAV files; else [])."""
         module, dataset = self._dataset(task, inputs)
         collate = module.collate("predict")
         out = torch.empty(len(dataset), len(self.labels(task)))
@@ -127,7 +127,7 @@ class Predictor:
             batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             probs = torch.stack([model.log_probabilities(batch).exp() for model in self.models]).mean(0)  # the ensemble's mean
             out[batch["index"].cpu()] = probs.cpu()
-        return out, list(getattr(module, "predict_windows", []))
+        return out, list(module.predict_origins)
 
     @staticmethod
     def _as_input(module, inputs: Any, tmp: Path) -> Any:
@@ -164,15 +164,16 @@ class Predictor:
     def predict(self, inputs: Any, task: str | None = None, batch_size: int = 64) -> list[dict[str, Any]]:
         """One dict per input: ``label``, its ``probability`` and every class's ``probabilities``.
         Activity gives one per window, which also names its place: ``input`` (the array's index;
-        ``subject`` and ``recording`` for a file), ``start`` and ``stop`` (sample offsets)."""
+        ``subject`` and ``recording`` for a file), ``start`` and ``stop`` (sample offsets). WAV
+        files (a folder is read sorted by path) are named by ``file``."""
         task = self._task(task)
-        probabilities, windows = self._probabilities(inputs, task, batch_size)
+        probabilities, origins = self._probabilities(inputs, task, batch_size)
         rows = [self.model.specs[task].prediction(probs) for probs in probabilities]
-        if windows:
-            arrays = not isinstance(inputs, (str, Path))
-            for row, window in zip(rows, windows):
-                where = {"input": int(window["recording"])} if arrays else {"subject": window["subject"], "recording": window["recording"]}
-                row.update(where, start=window["start"], stop=window["stop"])
+        arrays = not isinstance(inputs, (str, Path))
+        for row, origin in zip(rows, origins):
+            if arrays and "recording" in origin:  # activity arrays: the recording is the array's index
+                origin = {"input": int(origin["recording"]), "start": origin["start"], "stop": origin["stop"]}
+            row.update(origin)
         return rows
 
 

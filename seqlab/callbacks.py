@@ -20,7 +20,8 @@ from seqlab.files import write_file
 
 class JsonlPredictionWriter(L.Callback):
     """Writes one JSON line per predict input: index, label, probability and all class
-    probabilities; for activity windows also the subject, recording and ``start``/``stop``."""
+    probabilities; and where the input came from when its order does not say it (an activity
+    window's subject, recording, ``start`` and ``stop``; a WAV file's path)."""
 
     def __init__(self, output_path: str = "predictions.jsonl") -> None:
         self.output_path = output_path
@@ -31,10 +32,10 @@ class JsonlPredictionWriter(L.Callback):
 
     def on_predict_batch_end(self, trainer, pl_module, outputs: dict[str, Any], batch, batch_idx, dataloader_idx=0) -> None:
         spec = pl_module.specs[outputs["task"]]
-        windows = getattr(trainer.datamodule, "predict_windows", [])  # where each activity window came from
+        origins = getattr(trainer.datamodule, "predict_origins", ())  # activity windows' places, WAV files
         for index, probs in zip(outputs["index"].tolist(), outputs["probs"].tolist()):
             row = {"index": index, "task": outputs["task"], **spec.prediction(probs, digits=6)}
-            self._rows.append(row | windows[index] if index < len(windows) else row)
+            self._rows.append(row | origins[index] if index < len(origins) else row)
 
     def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:

@@ -229,7 +229,7 @@ def test_unknown_subject_and_bad_overlap(signals_csv):
         file_dm(signals_csv, overlap=1.0)
 
 
-def test_predict_windows_and_channel_count_mismatch(signals_csv, tmp_path):
+def test_predict_origins_and_channel_count_mismatch(signals_csv, tmp_path):
     dm = file_dm(signals_csv)
     dm.ensure_preprocessing()
     new = make_signals(subjects=1, recordings=2, length=120)[["a", "b", "rec", "recording"]]
@@ -239,7 +239,7 @@ def test_predict_windows_and_channel_count_mismatch(signals_csv, tmp_path):
     ds = dm.predict_dataset()
     # 120 samples, windows of 50 at stride 25: starts 0, 25, 50 in each of the two recordings.
     assert len(ds) == 6 and ds.labels is None
-    assert [(w["recording"], w["start"]) for w in dm.predict_windows] == [("r0", 0), ("r0", 25), ("r0", 50), ("r1", 0), ("r1", 25), ("r1", 50)]
+    assert [(w["recording"], w["start"]) for w in dm.predict_origins] == [("r0", 0), ("r0", 25), ("r0", 50), ("r1", 0), ("r1", 25), ("r1", 50)]
     batch = dm.collate("predict")([ds[i] for i in range(len(ds))])
     assert batch["x"].shape == (6, 50, 3) and batch["index"].tolist() == list(range(6))
     npz = tmp_path / "four.npz"

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+import seqlab
 from seqlab.data.audio import (
     AudioFeatures,
     FeatureExtractor,
@@ -571,3 +572,5 @@ def test_fit_then_predict_wavs_with_the_checkpoints_statistics(tmp_path, monkeyp
     assert pred.datamodule.preprocessing == cli.datamodule.preprocessing
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["label"] for r in rows] == ["low", "high"]
+    assert [r["file"] for r in rows] == [str(new / "a_low.wav"), str(new / "b_high.wav")]  # each line names its clip
+    assert [r["file"] for r in seqlab.load(best).predict(str(new))] == [r["file"] for r in rows]  # the API too

@@ -588,7 +588,6 @@ class ActivityDataModule(SeqDataModule):
         self.test_size, self.val_size = test_size, val_size
         self.cache_dir, self.archive_path = cache_dir, archive_path
         self.predict_input = predict_input
-        self.predict_windows: list[dict[str, Any]] = []
         self.subject_split: dict[str, list[str]] = {}
         self._table: dict[str, Any] | None = None
 
@@ -739,7 +738,7 @@ class ActivityDataModule(SeqDataModule):
     def predict_dataset(self) -> SequenceDataset:
         """Windows of ``data.predict_input`` (CSV/NPZ, the training layout; labels not needed),
         cut like the training data. Item i is window i: recordings in order of first appearance,
-        windows by start; ``self.predict_windows[i]`` names its subject, recording and start row."""
+        windows by start; ``self.predict_origins[i]`` names its subject, recording and start row."""
         if self.predict_input is None:
             raise SeqlabError("predict needs data.predict_input: a .csv/.tsv/.parquet table or .npz of signals in the training layout.")
         p = self.preprocessing
@@ -762,7 +761,7 @@ class ActivityDataModule(SeqDataModule):
         recs, _ = file_recordings(arrays, str(path), row_word, self.subject_column, self.recording_column, None)
         for rec in recs:
             check_finite(rec, names)
-        items, _, self.predict_windows = self._windows(recs, p["stride"], labelled=False)
+        items, _, self.predict_origins = self._windows(recs, p["stride"], labelled=False)
         if not items:
             longest = max(len(r.signals) for r in recs)
             raise SeqlabError(f"{path} is shorter than one window ({p['window']} samples; its longest recording has {longest}).")

@@ -38,6 +38,10 @@ class SeqDataModule(L.LightningDataModule):
     # reads the training data, so predicting from a checkpoint needs no data.path.
     missing_path_error: str | None = None
 
+    # Where predict item i came from, for inputs whose order alone does not say it (activity: the
+    # window's subject, recording, start and stop; speech: the WAV file). Each prediction row shows it.
+    predict_origins: tuple[dict[str, Any], ...] | list[dict[str, Any]] = ()
+
     def __init__(
         self,
         task_name: str,

@@ -185,9 +185,9 @@ class MultiTaskDataModule(L.LightningDataModule):
         return self.tasks[self.only_task or next(iter(self.tasks))]
 
     @property
-    def predict_windows(self) -> list[dict[str, Any]]:
-        """Where each predicted window came from, when the predicted task cuts windows (activity)."""
-        return getattr(self._predict_module(), "predict_windows", [])
+    def predict_origins(self) -> list[dict[str, Any]]:
+        """Where each predicted item came from, as the predicted task says (activity windows, WAV files)."""
+        return list(self._predict_module().predict_origins)
 
     def setup(self, stage: str) -> None:
         for module in self.tasks.values():

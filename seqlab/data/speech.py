@@ -487,6 +487,7 @@ class SpeechDataModule(SeqDataModule):
         if source is None:
             raise SeqlabError("predict needs data.predict_input: a .wav file, a folder of .wav files, or a .npz/.npy of frames.")
         path = Path(source)
+        self.predict_origins = []
         if path.suffix.lower() in (".npz", ".npy"):
             arrays = load_frames(path)[0]
         else:
@@ -509,4 +510,5 @@ class SpeechDataModule(SeqDataModule):
                 )
             extract = FeatureExtractor(self._settings())
             arrays = [extract(*read_wav(p)).numpy() for p in paths]
+            self.predict_origins = [{"file": str(p)} for p in paths]
         return SequenceDataset([self.to_tensor(a, f"{source} sequence {i}") for i, a in enumerate(arrays)])
