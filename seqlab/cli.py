@@ -85,16 +85,16 @@ class SeqlabArgumentParser(LightningArgumentParser):
 
 
 def newest_last_checkpoint(config) -> str:
-    """``--ckpt_path last`` outside fit, resolved as Lightning does (the newest ``last*.ckpt`` in
-    the folders of the config's ModelCheckpoint callbacks) but before the run, so the checkpoint's
-    vocabulary and statistics are read as for a path. None found is an error, where Lightning would
-    warn and evaluate untrained weights."""
+    """``--ckpt_path last`` outside fit: the newest ``last*.ckpt`` in the ``dirpath`` of the
+    config's ModelCheckpoint callbacks (as every shipped config sets one), found before the run so
+    the checkpoint's vocabulary and statistics are read as for a path. None found is an error,
+    where Lightning would warn and evaluate untrained weights."""
     callbacks = (config.get("trainer") or {}).get("callbacks") or []
     folders = [cb.init_args.get("dirpath") for cb in callbacks if "ModelCheckpoint" in str(cb.get("class_path"))]
-    folders = [Path(f) for f in folders if f]
+    folders = [Path(f).expanduser() for f in folders if f]
     found = [p for folder in folders if folder.is_dir() for p in folder.glob("last*.ckpt")]
     if not found:
-        where = ", ".join(map(str, folders)) or "no folder (the config's ModelCheckpoint sets no dirpath)"
+        where = ", ".join(map(str, folders)) or "no folder (no ModelCheckpoint of the config sets a dirpath)"
         raise SeqlabError(f"--ckpt_path last: no last*.ckpt in {where}. Run fit with this config first, or give the checkpoint's path.")
     return str(max(found, key=lambda p: p.stat().st_mtime))
 

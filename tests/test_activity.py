@@ -449,4 +449,18 @@ def test_test_subjects_the_data_lacks_say_how_to_draw_a_share_instead():
 
     with pytest.raises(SeqlabError, match=r"subject\(s\) \['9'\] that the data does not have; its subjects are \['p0', 'p1'\].*test_subjects: null"):
         split_subjects(["p0", "p1"], ["9"], None, 0.5, 0.0, 0)
-    assert split_subjects(["p0", "p1", "p2", "p3"], None, None, 0.25, 0.0, 0)["test"] in (["p0"], ["p1"], ["p2"], ["p3"])
+    drawn = split_subjects(["p0", "p1", "p2", "p3"], None, None, 0.25, 0.0, 0)  # null: a seeded quarter of the subjects
+    assert len(drawn["test"]) == 1 and sorted(drawn["train"] + drawn["test"]) == ["p0", "p1", "p2", "p3"]
+    assert drawn == split_subjects(["p0", "p1", "p2", "p3"], None, None, 0.25, 0.0, 0)
+
+
+def test_a_multitask_module_gives_the_predicted_tasks_origins():
+    from seqlab.data import DnaDataModule, MultiTaskDataModule
+
+    act = ActivityDataModule(source="basic_motions", window=None)
+    act.predict_origins = [{"subject": "s", "recording": "r", "start": 0, "stop": 100}]
+    dna = DnaDataModule()
+    both = MultiTaskDataModule(tasks={"motion": act, "dna": dna}, only_task="motion")
+    assert both.predict_origins == act.predict_origins
+    both.only_task = "dna"
+    assert list(both.predict_origins) == []

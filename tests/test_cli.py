@@ -150,6 +150,11 @@ def test_predict_needs_no_training_file_but_test_does(reviews_csv, tmp_path, cap
     last = [a if not a.startswith("--ckpt_path=") else "--ckpt_path=last" for a in no_path]  # the newest last*.ckpt, read as a path
     main(["predict", *last, "--data.predict_input=[great, awful]", f"--prediction_writer.output_path={out}"])
     assert len(out.read_text().splitlines()) == 2
+    folder = Path(best).parent
+    (folder / "last-v1.ckpt").write_bytes(b"not a checkpoint")  # newer than last.ckpt: the one picked
+    with pytest.raises(SystemExit):
+        main(["predict", *last, "--data.predict_input=[great]"])
+    assert "last-v1.ckpt could not be read" in capsys.readouterr().err
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")  # the config's runs/imdb/checkpoints is relative: none here
     with pytest.raises(SystemExit) as exit_info:  # an error, not a run of untrained weights

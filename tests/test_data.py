@@ -165,8 +165,9 @@ def test_file_source_reads_each_format(tmp_path, kind):
     assert batch["x"].shape[1] == int(batch["lengths"].max())
 
 
-def test_a_tsv_is_one_row_a_line_whatever_its_quotes(tmp_path):
-    """TSV has no quoting: a review that opens a quote must not swallow the rows after it."""
+def test_a_tsv_with_a_stray_quote_is_one_row_a_line(tmp_path):
+    """A review that opens a quote must not swallow the rows after it; a TSV quoted as pandas
+    writes it is still unquoted."""
     from seqlab.data.base import read_table
 
     lines = ["text\tlabel", '"Unclosed quote and a fine film\tpositive', "dull\tnegative", 'Best ever" says my mum\tpositive']
@@ -174,6 +175,11 @@ def test_a_tsv_is_one_row_a_line_whatever_its_quotes(tmp_path):
     df = read_table(tmp_path / "r.tsv")
     assert df["text"].tolist() == ['"Unclosed quote and a fine film', "dull", 'Best ever" says my mum']
     assert df["label"].tolist() == ["positive", "negative", "positive"]
+    import pandas as pd
+
+    written = pd.DataFrame({"text": ['He said "hi" loudly', "two\nlines"], "label": ["positive", "negative"]})
+    written.to_csv(tmp_path / "w.tsv", sep="\t", index=False)  # pandas quotes these fields
+    assert read_table(tmp_path / "w.tsv")["text"].tolist() == written["text"].tolist()
 
 
 def test_a_split_column_in_a_text_file_is_the_official_split(tmp_path):

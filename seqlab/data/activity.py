@@ -318,9 +318,10 @@ def split_subjects(
     for name, listed in (("test_subjects", test), ("val_subjects", val)):
         unknown = sorted(set(listed or []) - set(known), key=_natural)
         if unknown:
+            hapt = " (configs/hapt.yaml names the UCI HAR test subjects: override it for a file of your own)" if name == "test_subjects" else ""
             raise SeqlabError(
                 f"data.{name} names subject(s) {unknown} that the data does not have; its subjects are {known}. Name some of those, "
-                f"or set data.{name}: null to draw a seeded share (configs/hapt.yaml names the UCI HAR subjects: override it for a file of your own)."
+                f"or set data.{name}: null to draw a seeded share{hapt}."
             )
     rng = np.random.default_rng(seed)
     if test is None:

@@ -361,6 +361,18 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def read_tsv(path: Path):
+    """A TSV as pandas reads it (quoted fields unquoted), unless a stray quote ran rows together:
+    a field holding a tab and a line break is a quote opened in one row and closed rows later.
+    Then quotes are read as plain text, one row a line."""
+    import pandas as pd
+
+    df = pd.read_csv(path, sep="\t")
+    cells = df.select_dtypes(include="object").stack()
+    merged = cells.map(lambda v: isinstance(v, str) and "\t" in v and "\n" in v).any() if len(cells) else False
+    return pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE) if merged else df
+
+
 def read_table(path: str | Path):
     """A CSV, JSONL/JSON or Parquet file as a pandas DataFrame, with clear errors."""
     import pandas as pd
@@ -375,7 +387,7 @@ def read_table(path: str | Path):
         if suffix in (".csv", ".csv.gz"):
             df = pd.read_csv(path)
         elif suffix in (".tsv", ".tsv.gz"):
-            df = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE)  # a quote is text: one line is one row
+            df = read_tsv(path)
         elif suffix in (".jsonl", ".json", ".jsonl.gz"):
             df = pd.read_json(path, lines=suffix != ".json")
         elif suffix == ".parquet":

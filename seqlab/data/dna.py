@@ -249,7 +249,7 @@ class DnaDataModule(SeqDataModule):
             where = str(self.path)
         require_columns(df, (self.sequence_column, self.label_column), where, "Set data.sequence_column and data.label_column.")
         ids = [str(i) for i in (df["id"] if "id" in df.columns else range(1, len(df) + 1))]
-        split = df["split"].to_numpy() if "split" in df.columns else None
+        split = df["split"].to_numpy() if "split" in df.columns and df["split"].notna().any() else None  # an empty column: none
         return ids, df[self.sequence_column].fillna("").astype(str).tolist(), df[self.label_column].tolist(), split
 
     def _fasta_records(self):

@@ -163,7 +163,7 @@ class MultiTaskDataModule(L.LightningDataModule):
 
     def _check_checkpoint_has_every_task(self, path: str) -> None:
         has = task_states(read_checkpoint(path))
-        missing = [name for name in self.tasks if name not in has]
+        missing = [name for name, module in self.tasks.items() if name not in has and not module.preprocessing_from]  # (own checkpoint)
         if missing:
             raise SeqlabError(
                 f"Checkpoint {path} has no task(s) {', '.join(missing)} of this multi-task config; its tasks: {', '.join(has) or 'none'}. "
@@ -187,7 +187,7 @@ class MultiTaskDataModule(L.LightningDataModule):
     @property
     def predict_origins(self) -> list[dict[str, Any]]:
         """Where each predicted item came from, as the predicted task says (activity windows, WAV files)."""
-        return list(self._predict_module().predict_origins)
+        return self._predict_module().predict_origins
 
     def setup(self, stage: str) -> None:
         for module in self.tasks.values():

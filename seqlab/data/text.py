@@ -47,7 +47,7 @@ SOURCES = ("imdb_archive", "hub", "file")
 PAD, UNK = "<pad>", "<unk>"
 _TAG = re.compile(r"<[^>]+>")
 _TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: a file's split column is its official split; a .tsv's stray quotes do not merge rows
 
 
 def tokenize(text: str, lowercase: bool = True) -> list[str]:
