@@ -84,15 +84,18 @@ class SeqlabArgumentParser(LightningArgumentParser):
         return super().error(message, ex)
 
 
-def newest_last_checkpoint(config) -> str:
+def newest_last_checkpoint(config, required: bool = True) -> str | None:
     """``--ckpt_path last`` outside fit: the newest ``last*.ckpt`` in the ``dirpath`` of the
     config's ModelCheckpoint callbacks (as every shipped config sets one), found before the run so
-    the checkpoint's vocabulary and statistics are read as for a path. None found is an error,
-    where Lightning would warn and evaluate untrained weights."""
+    the checkpoint's vocabulary, statistics and model settings are read as for a path (a resumed
+    fit too). None found is an error where ``required``: Lightning would warn and evaluate
+    untrained weights."""
     callbacks = (config.get("trainer") or {}).get("callbacks") or []
     folders = [cb.init_args.get("dirpath") for cb in callbacks if "ModelCheckpoint" in str(cb.get("class_path"))]
     folders = [Path(f).expanduser() for f in folders if f]
     found = [p for folder in folders if folder.is_dir() for p in folder.glob("last*.ckpt")]
+    if not found and not required:
+        return None
     if not found:
         where = ", ".join(map(str, folders)) or "no folder (no ModelCheckpoint of the config sets a dirpath)"
         raise SeqlabError(f"--ckpt_path last: no last*.ckpt in {where}. Run fit with this config first, or give the checkpoint's path.")
@@ -115,8 +118,11 @@ class SeqlabCLI(LightningCLI):
         file that is no checkpoint (or a damaged one) stops with a message, not a torch traceback."""
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
-        if subcommand in ("validate", "test", "predict") and config.get("ckpt_path") == "last":
-            config.ckpt_path = newest_last_checkpoint(config)  # a file: its preprocessing and model settings are read
+        if config.get("ckpt_path") == "last":  # a file: its preprocessing and model settings are read, as for a path
+            if subcommand in ("validate", "test", "predict"):
+                config.ckpt_path = newest_last_checkpoint(config)
+            elif subcommand == "fit":  # (none yet: Lightning starts the fit afresh)
+                config.ckpt_path = newest_last_checkpoint(config, required=False) or "last"
         before = {k: v for k, v in vars(config.get("model") or {}).items() if k not in ("specs", "optimizer")}
         try:
             super()._parse_ckpt_path()

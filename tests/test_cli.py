@@ -125,12 +125,15 @@ def test_a_save_cut_short_leaves_the_previous_checkpoint_whole(reviews_csv, monk
     assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == 0
 
 
-def test_resume_from_last_checkpoint(reviews_csv):
+def test_resume_from_last_checkpoint(reviews_csv, capsys):
     first = fit_tiny(reviews_csv, "--trainer.max_epochs=1")
     steps = first.trainer.global_step
-    resumed = fit_tiny(reviews_csv, "--trainer.max_epochs=2", "--ckpt_path=last")
+    # Another hidden_size on the command line: the resumed model is the checkpoint's, and a line says so.
+    resumed = fit_tiny(reviews_csv, "--trainer.max_epochs=2", "--ckpt_path=last", "--model.hidden_size=8")
     assert resumed.trainer.current_epoch == 2
     assert resumed.trainer.global_step == 2 * steps
+    assert resumed.model.hparams.hidden_size == 16
+    assert "the checkpoint's model settings apply: hidden_size=16 (config: 8)" in capsys.readouterr().err
 
 
 def test_checkpoint_of_another_task_is_refused_with_its_tasks(reviews_csv):
