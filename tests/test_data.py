@@ -400,3 +400,14 @@ def test_rows_without_text_are_named_by_data_row_from_1(tmp_path):
     dm.predict_input = str(tmp_path / "p.csv")
     with pytest.raises(SeqlabError, match=r"data rows \[2\] \(counted from 1\) have no 'text' value"):
         dm.predict_dataset()
+
+
+def test_eval_batches_of_equal_lengths_mix_the_file_order():
+    """A file grouped by class (splice: all EI rows first) must not give evaluation batches of one
+    class, which a run limited to a few batches would then see alone."""
+    labels = np.repeat([0, 1, 2], 40)  # the file's order
+    sampler = BucketBatchSampler([60] * 120, batch_size=20, shuffle=False)
+    batches = list(sampler)
+    assert batches == list(BucketBatchSampler([60] * 120, batch_size=20, shuffle=False))  # a fixed order
+    assert sorted(i for b in batches for i in b) == list(range(120))
+    assert len(set(labels[batches[0]])) == 3

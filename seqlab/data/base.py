@@ -314,8 +314,9 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         return np.resize(order, self._share_size() * self.num_replicas)[self.rank :: self.num_replicas]
 
     def _batches(self) -> list[np.ndarray]:
-        if not self.shuffle:
-            order = self._share(np.argsort(-self.lengths, kind="stable"))
+        if not self.shuffle:  # equal lengths in a fixed mixed order, not the file's (often grouped by class)
+            mixed = np.random.default_rng(self.seed).permutation(len(self.lengths))
+            order = self._share(mixed[np.argsort(-self.lengths[mixed], kind="stable")])
             order = order[np.argsort(-self.lengths[order], kind="stable")]  # (a wrapped-around sample too)
             return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         rng = np.random.default_rng(self.seed + self.epoch if self.passes == 0 else [self.seed, self.epoch, self.passes])
