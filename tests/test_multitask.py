@@ -9,6 +9,7 @@ import os
 import random
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -330,3 +331,20 @@ def test_validate_without_any_validation_split_says_so(tmp_path):
     assert len(val_loader({"a": 0, "b": 0.2})) > 0  # one task with a validation split is enough
     with pytest.raises(SeqlabError, match=r"Task 'a' \(data.only_task\) has no validation split"):
         val_loader({"a": 0, "b": 0.2}, only_task="a")
+
+
+def test_a_batch_limit_below_the_task_count_is_named():
+    from types import SimpleNamespace
+
+    from seqlab.data import DnaDataModule
+    from seqlab.data.multitask import Interleaved, MultiTaskDataModule
+
+    dm = MultiTaskDataModule(tasks={"a": DnaDataModule(), "b": DnaDataModule(), "c": DnaDataModule()})
+    loaders = Interleaved([[1, 2], [3], [4]])  # three tasks with batches
+    dm.trainer = SimpleNamespace(limit_test_batches=2)
+    with pytest.warns(UserWarning, match=r"limit_test_batches=2 is below the 3 tasks evaluated.*test/acc_macro averages those"):
+        dm._warn_if_limited("test", loaders)
+    dm.trainer = SimpleNamespace(limit_test_batches=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dm._warn_if_limited("test", loaders)  # every task gets a batch: nothing to say

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import lightning as L
 import numpy as np
+from lightning.pytorch.utilities import rank_zero_warn
 
 from seqlab.checkpoints import MULTI_KEY, read_checkpoint, task_states
 from seqlab.data.module import SeqDataModule, check_validate_has_data
@@ -102,8 +103,8 @@ class TaskMixer:
 
 
 class Interleaved:
-    """Evaluation loader: every batch of every task, the tasks taking turns (so even a run limited
-    to a few batches sees each task)."""
+    """Evaluation loader: every batch of every task, the tasks taking turns (so a run limited to
+    at least as many batches as tasks sees each task)."""
 
     def __init__(self, loaders: list[Iterable]) -> None:
         self.loaders = loaders
@@ -207,10 +208,21 @@ class MultiTaskDataModule(L.LightningDataModule):
             f"Task {self.only_task!r} (data.only_task) has no validation split" if self.only_task else "No task of this config has a validation split"
         )
         check_validate_has_data(self.trainer, len(loaders) > 0, lack)
-        return loaders
+        return self._warn_if_limited("val", loaders)
 
     def test_dataloader(self) -> Interleaved:
-        return Interleaved([module.test_dataloader() for module in self._selected().values()])
+        return self._warn_if_limited("test", Interleaved([module.test_dataloader() for module in self._selected().values()]))
+
+    def _warn_if_limited(self, stage: str, loaders: Interleaved) -> Interleaved:
+        """A batch limit below the number of tasks evaluates only the first tasks: say so."""
+        limit = getattr(self.trainer, f"limit_{stage}_batches", None)
+        tasks = sum(1 for loader in loaders.loaders if len(loader))
+        if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < tasks:
+            rank_zero_warn(
+                f"trainer.limit_{stage}_batches={limit} is below the {tasks} tasks evaluated: the tasks take turns a batch each, "
+                f"so only the first {limit} are evaluated and {stage}/acc_macro averages those."
+            )
+        return loaders
 
     def predict_dataloader(self):
         module = self._predict_module()
