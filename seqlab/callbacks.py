@@ -162,8 +162,9 @@ def confusion_figure(counts: torch.Tensor, labels: list[str], title: str):
     for i in range(C):
         for j in range(C):
             ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", color="white" if share[i, j] > 0.5 else "black")
-    ax.set_xticks(range(C), [f"{name}\nP={p:.2f}" for name, p in zip(labels, precision.tolist())])
-    ax.set_yticks(range(C), [f"{name} R={r:.2f}" for name, r in zip(labels, recall.tolist())])
+    true, predicted = counts.sum(1).tolist(), counts.sum(0).tolist()  # a class never true (or never predicted): n/a
+    ax.set_xticks(range(C), [f"{name}\nP={p:.2f}" if n else f"{name}\nP=n/a" for name, p, n in zip(labels, precision.tolist(), predicted)])
+    ax.set_yticks(range(C), [f"{name} R={r:.2f}" if n else f"{name} R=n/a" for name, r, n in zip(labels, recall.tolist(), true)])
     ax.set_xlabel("predicted (precision)")
     ax.set_ylabel("true (recall)")
     ax.set_title(title)

@@ -209,3 +209,12 @@ def test_checkpoints_are_renamed_into_place_only_where_one_file_is_written_at_on
     assert one_file_saved_now(plain)
     later = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, plugins=[AsyncCheckpointIO()])
     assert not one_file_saved_now(later)  # its file appears after save_checkpoint returns: Lightning's own saving
+
+
+def test_confusion_figure_says_n_a_for_a_class_never_true_or_never_predicted():
+    from seqlab.callbacks import confusion_figure
+
+    counts = torch.tensor([[3, 1, 0], [0, 2, 0], [0, 0, 0]])  # class c: no true sample, never predicted
+    ax = confusion_figure(counts, ["a", "b", "c"], "t").axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a R=0.75", "b R=1.00", "c R=n/a"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a\nP=1.00", "b\nP=0.67", "c\nP=n/a"]
