@@ -190,8 +190,8 @@ class LSTMEncoder(nn.Module):
         B, T = x.shape[:2]
         if x.is_floating_point():  # zeros past each end: a NaN in the padding reaches no output or gradient
             x = torch.where(lengths_mask(lengths, T).view(B, T, *[1] * (x.dim() - 2)), x, 0.0)
-        layer = self.input if input_layer is None else input_layer
-        h = layer(x) if start is None else layer(x, start)  # (B, T, I)
+        first = self.input if input_layer is None else input_layer
+        h = first(x) if start is None else first(x, start)  # (B, T, I)
         h = self.input_dropout(self.front(h, lengths))
         for layer in range(self.num_layers):
             if layer > 0:
