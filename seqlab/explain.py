@@ -186,8 +186,9 @@ def draw_gates(trace: GateTrace, title: str = ""):
         im = ax.imshow(a.unsqueeze(0).numpy(), aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
         fig.colorbar(im, ax=ax, pad=0.01, label=f"→ {label}")
         ax.set_ylabel("attribution", rotation=0, ha="right", va="center")
-    else:
+    else:  # (attribution steps 0) the strip still carries the token labels
         ax.imshow(torch.zeros(1, T).numpy(), aspect="auto", cmap="Greys", vmin=0, vmax=1)
+        ax.set_ylabel("no attribution\n(steps 0)", rotation=0, ha="right", va="center")
     ax.set_yticks([])
     ax.xaxis.set_tick_params(labeltop=True, labelbottom=False, top=True)
     ax.set_xticks(ticks, [trace.tokens[t] for t in ticks], rotation=90, fontsize=8)
