@@ -177,8 +177,8 @@ def is_input_file(source: Any, suffixes: Sequence[str]) -> bool:
     one_word = len(source.split()) == 1
     if one_word and "/" in source and Path(source).is_dir():
         raise SeqlabError(f"data.predict_input {source!r} is a folder. Give a file in it, or a list of inputs.")
-    plain = source[:-3] if source.lower().endswith(".gz") else source  # reads.fa.gz names a file too
-    if one_word and (table_suffix(source) in suffixes or Path(plain).suffix.lower() in suffixes):
+    suffix = table_suffix(source)  # ".csv", ".csv.gz", ".fa.gz": reads.fa.gz names a file too
+    if one_word and (suffix in suffixes or suffix.removesuffix(".gz") in suffixes):
         raise SeqlabError(f"data.predict_input {source!r}: no such file. Check the path, or give a list of inputs to predict on them as they are.")
     return False
 

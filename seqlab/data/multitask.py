@@ -151,19 +151,20 @@ class MultiTaskDataModule(L.LightningDataModule):
         if only_task is not None and only_task not in tasks:
             raise SeqlabError(f"data.only_task={only_task!r} is not one of this run's tasks: {', '.join(tasks)}.")
         self.tasks = tasks
-        if preprocessing_from:
-            self._check_checkpoint_has_every_task(preprocessing_from)
+        checkpoint = read_checkpoint(preprocessing_from) if preprocessing_from else None  # read once for every task
+        if checkpoint is not None:
+            self._check_checkpoint_has_every_task(checkpoint, preprocessing_from)
         for name, module in tasks.items():
             module.task_name = name  # the key names the task
-            if preprocessing_from and not module.preprocessing_from:
-                module.preprocessing_from = preprocessing_from
+            if checkpoint is not None and not module.preprocessing_from:  # (a task with its own checkpoint reads that)
+                module.preprocessing = module.preprocessing_in(checkpoint, preprocessing_from)
         self.mixing, self.temperature, self.steps_per_epoch, self.seed = mixing, temperature, steps_per_epoch, seed
         self.only_task = only_task
         self.preprocessing_from = preprocessing_from
         self.predict_input = predict_input
 
-    def _check_checkpoint_has_every_task(self, path: str) -> None:
-        has = task_states(read_checkpoint(path))
+    def _check_checkpoint_has_every_task(self, checkpoint: dict[str, Any], path: str) -> None:
+        has = task_states(checkpoint)
         missing = [name for name, module in self.tasks.items() if name not in has and not module.preprocessing_from]  # (own checkpoint)
         if missing:
             raise SeqlabError(
