@@ -25,14 +25,23 @@ from seqlab.model import SeqModel
 
 
 @torch.no_grad()
-def test_probabilities(checkpoint: str, datamodule) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, C) test probabilities of a checkpoint and the (N,) labels, in the test loader's order."""
+def test_probabilities(checkpoint: str, datamodule) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(N, C) test probabilities of a checkpoint, the (N,) labels and the (N,) test-set indices,
+    in the test loader's order."""
     model = SeqModel.load_from_checkpoint(checkpoint, map_location="cpu").eval()
-    probs, ys = [], []
+    probs, ys, index = [], [], []
     for batch in datamodule.test_dataloader():
         probs.append(model.log_probabilities(batch).exp())
         ys.append(batch["y"])
-    return torch.cat(probs), torch.cat(ys)
+        index.append(batch["index"])
+    return torch.cat(probs), torch.cat(ys), torch.cat(index)
+
+
+def wrong_cases(probs: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, classes: list[str]) -> list[dict]:
+    """The misclassified test cases: test-set index, true and predicted class, ordered by index."""
+    predicted = probs.argmax(1)
+    rows = [{"index": int(i), "true": classes[int(t)], "predicted": classes[int(p)]} for i, t, p in zip(index, labels, predicted) if t != p]
+    return sorted(rows, key=lambda row: row["index"])
 
 
 def main() -> dict:
@@ -48,7 +57,9 @@ def main() -> dict:
         cli = cli_main(["fit", "--config", args.config, f"--seed_everything={seed}", "--trainer.logger=false", *overrides])
         seconds = time.perf_counter() - start
         checkpoint = cli.trainer.checkpoint_callback.best_model_path
-        probs, y = test_probabilities(checkpoint, cli.datamodule)
+        probs, y, index = test_probabilities(checkpoint, cli.datamodule)
+        (spec,) = cli.model.specs.values()
+        classes = list(spec.labels)
         if labels is not None and not torch.equal(labels, y):
             raise SystemExit("The test batches came in another order for another seed; cannot average them.")
         labels = y
@@ -61,6 +72,7 @@ def main() -> dict:
                 "test_acc": round(acc, 4),
                 "errors": int((probs.argmax(1) != y).sum()),
                 "fit_seconds": round(seconds, 1),
+                "wrong": wrong_cases(probs, y, index, classes),
             }
         )
         print(json.dumps(runs[-1]), flush=True)
@@ -77,6 +89,7 @@ def main() -> dict:
         "test_acc_max": max(accs),
         "ensemble_test_acc": round(float((ensemble.argmax(1) == labels).float().mean()), 4),
         "ensemble_errors": int((ensemble.argmax(1) != labels).sum()),
+        "ensemble_wrong": wrong_cases(ensemble, labels, index, classes),
     }
     write_result(args.name or "seeds_" + Path(args.config).stem, summary, echo=False)
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=2))
