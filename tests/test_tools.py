@@ -1,15 +1,18 @@
-"""tools/choose.py: the config copy it fits, the split overrides, and the per-epoch history it reads back."""
+"""tools/choose.py: the config copy it fits, the split overrides, and the per-epoch history it reads back;
+tools/bench_seeds.py: the misclassified cases it records."""
 
 from __future__ import annotations
 
 import sys
 
 import pytest
+import torch
 import yaml
 
 from .conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "tools"))
+from bench_seeds import wrong_cases  # noqa: E402
 from choose import read_history, selection_config, split_arguments  # noqa: E402
 
 
@@ -42,3 +45,13 @@ def test_split_arguments_for_seeded_shares_and_for_folds():
         split_arguments(config, "c.yaml", None, 0, 3, None, [])
     with pytest.raises(SystemExit, match="drop --val_size"):
         split_arguments(config, "c.yaml", 4, 0, 3, 0.1, [])
+
+
+def test_wrong_cases_name_test_indices_not_loader_positions():
+    probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3]])  # predicted 0, 1, 0
+    labels = torch.tensor([0, 0, 1])
+    index = torch.tensor([5, 9, 2])  # the loader's order is not the dataset's
+    assert wrong_cases(probs, labels, index, ["a", "b"]) == [
+        {"index": 2, "true": "b", "predicted": "a"},
+        {"index": 9, "true": "a", "predicted": "b"},
+    ]
