@@ -16,14 +16,13 @@ import torch
 from seqlab.data.activity import (
     HAPT_ARCHIVE,
     ActivityDataModule,
-    RestrictedUnpickler,
     augment_windows,
     load_hapt,
     random_rotations,
-    read_hapt_pickle,
     window_labels,
 )
 from seqlab.data.base import fetch_member
+from seqlab.data.hapt_pickle import RestrictedUnpickler, read_hapt_pickle
 from seqlab.data.ts import channel_stats
 from seqlab.errors import SeqlabError
 
