@@ -1,12 +1,15 @@
 """Token-length distribution of the IMDB archive under seqlab's tokenizer (to choose max_length).
 
-python tools/imdb_lengths.py
+    python tools/imdb_lengths.py
+
+Writes tools/results/imdb_lengths.json.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from report import write_result
 
 from seqlab.data.base import fetch_member
 from seqlab.data.text import IMDB_ARCHIVE, tokenize
@@ -14,8 +17,18 @@ from seqlab.data.text import IMDB_ARCHIVE, tokenize
 if __name__ == "__main__":
     texts = pd.read_csv(fetch_member(IMDB_ARCHIVE))["review"]
     lengths = np.array([len(tokenize(t)) for t in texts])
-    p95 = int(np.percentile(lengths, 95))
-    print(f"reviews: {len(lengths)}; tokens: median {int(np.median(lengths))}, mean {lengths.mean():.0f}, p95 {p95}, max {lengths.max()}")
+    caps = {}
     for cap in (256, 400, 500, 600, 800):
-        kept = np.minimum(lengths, cap).sum() / lengths.sum()
-        print(f"max_length {cap}: {np.mean(lengths <= cap):.1%} of reviews whole, {kept:.1%} of all tokens kept")
+        caps[str(cap)] = {
+            "reviews_whole": round(float(np.mean(lengths <= cap)), 4),
+            "tokens_kept": round(float(np.minimum(lengths, cap).sum() / lengths.sum()), 4),
+        }
+    summary = {
+        "reviews": len(lengths),
+        "tokens_median": int(np.median(lengths)),
+        "tokens_mean": round(float(lengths.mean()), 1),
+        "tokens_p95": int(np.percentile(lengths, 95)),
+        "tokens_max": int(lengths.max()),
+        "max_length": caps,
+    }
+    write_result("imdb_lengths", summary)
