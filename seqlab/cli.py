@@ -118,6 +118,11 @@ class SeqlabCLI(LightningCLI):
         file that is no checkpoint (or a damaged one) stops with a message, not a torch traceback."""
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
+        if subcommand in ("validate", "test", "predict") and not config.get("ckpt_path"):
+            raise SeqlabError(
+                f"python -m seqlab {subcommand} needs a trained model: give --ckpt_path <file.ckpt>, or --ckpt_path last for the "
+                "newest last*.ckpt this config's fit wrote. (Without one it would run freshly initialised weights.)"
+            )
         if config.get("ckpt_path") == "last":  # a file: its preprocessing and model settings are read, as for a path
             if subcommand in ("validate", "test", "predict"):
                 config.ckpt_path = newest_last_checkpoint(config)

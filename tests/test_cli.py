@@ -163,6 +163,11 @@ def test_predict_needs_no_training_file_but_test_does(reviews_csv, tmp_path, cap
     with pytest.raises(SystemExit) as exit_info:  # an error, not a run of untrained weights
         main(["predict", *last, "--data.predict_input=[great]"])
     assert exit_info.value.code == 2 and "--ckpt_path last: no last*.ckpt in" in capsys.readouterr().err
+    no_checkpoint = [a for a in no_path if not a.startswith("--ckpt_path=")]
+    for command in ("validate", "test", "predict"):  # no --ckpt_path at all: an error too
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, *no_checkpoint, "--data.predict_input=[great]"])
+        assert exit_info.value.code == 2 and f"python -m seqlab {command} needs a trained model" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["test", *no_path])
     assert exit_info.value.code == 2
