@@ -97,8 +97,11 @@ class Predictor:
             module.predict_input = self._as_input(module, inputs, Path(tmp))
             try:
                 dataset = module.predict_dataset()
-            except SeqlabError as err:  # name the arrays, not the temporary file they went through
-                raise SeqlabError(str(err).replace(str(module.predict_input), "the given arrays")) from None
+            except SeqlabError as err:
+                given = module.predict_input
+                if isinstance(given, (str, Path)) and Path(given).is_relative_to(tmp):  # arrays went through a temporary file: name them
+                    raise SeqlabError(str(err).replace(str(given), "the given arrays")) from None
+                raise
         return module, dataset
 
     def encode(self, inputs: Any, task: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,7 +15,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint as _LightningModelCheckpoint
 
-from seqlab.files import write_file
+from seqlab.files import check_writable_file, write_file
 
 
 class JsonlPredictionWriter(L.Callback):
@@ -26,6 +26,10 @@ class JsonlPredictionWriter(L.Callback):
     def __init__(self, output_path: str = "predictions.jsonl") -> None:
         self.output_path = output_path
         self._rows: list[dict[str, Any]] = []
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "predict":  # before any prediction is computed
+            check_writable_file(self.output_path, "--prediction_writer.output_path")
 
     def on_predict_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._rows = []

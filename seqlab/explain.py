@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from seqlab.errors import SeqlabError
+from seqlab.files import check_writable_file
 from seqlab.nn.lstm import reverse_padded, run_reference_layer
 
 PANELS = ("forget", "input", "output", "cell")
@@ -272,6 +273,7 @@ def main(args: list[str]) -> Path:
     parser.add_argument("--steps", type=int, default=32, help="integrated-gradient steps; 0 turns attributions off")
     parser.add_argument("--output", default="gates.png", help="PNG to write (default gates.png)")
     ns = parser.parse_args(args)
+    check_writable_file(ns.output, "--output")
     trace = explain(ns.ckpt_path, ns.input, ns.task, ns.layer, ns.steps)
     path = save_figure(draw_gates(trace), ns.output)
     p = float(trace.probs[trace.predicted])

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from seqlab.errors import SeqlabError
-from seqlab.files import write_file
+from seqlab.files import check_writable_file, write_file
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 INPUT_NAMES = ["x", "lengths"]
@@ -149,6 +149,7 @@ def main(args: list[str]) -> Path:
     model, states = load_model(ns.ckpt_path)
     task = pick_task(model, ns.task)
     output = Path(ns.output) if ns.output else Path(ns.ckpt_path).parent / f"{task}{FORMATS[ns.format]}"
+    check_writable_file(output, "--output")
     spec = model.specs[task].to_dict()
     metadata = {
         "task": task,

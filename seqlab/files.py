@@ -11,10 +11,23 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from seqlab.errors import SeqlabError
+
+
+def check_writable_file(path: str | os.PathLike, option: str = "The output path") -> None:
+    """A file about to be written must not be a folder (or lie under a file); said before any work."""
+    path = Path(path)
+    if path.is_dir():
+        raise SeqlabError(f"{option} {path} is a folder; give the name of a file (inside it, or beside it).")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise SeqlabError(f"{option} {path} lies under {parent}, which is a file, not a folder.")
+
 
 def write_file(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
     """Run ``write(tmp)`` to fill a temporary file, then move it to ``path``; returns ``path``."""
     path = Path(path)
+    check_writable_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

@@ -104,6 +104,10 @@ def test_arrays_for_speech_and_activity_match_the_cli_on_files(tmp_path):
             with pytest.raises(SeqlabError, match=r"^the given arrays sequence 0: frames of shape \(5, 3\), but the model reads \(time, 4\)") as err:
                 seqlab.load(best).predict([np.zeros((5, 3), np.float32)])
             assert "/tmp" not in str(err.value)
+            own = tmp_path / "mine.npz"  # the user's own file keeps its name in the error
+            np.savez(own, X=np.zeros((5, 3), np.float32), lengths=np.array([5]))
+            with pytest.raises(SeqlabError, match=rf"^{own} sequence 0: frames of shape \(5, 3\)"):
+                seqlab.load(best).predict(str(own))
         else:  # one row a window, saying where it lies; a recording shorter than a window is an error
             rows = seqlab.load(best).predict([arrays[0][:120], arrays[0][:50]])
             assert [(r["input"], r["start"], r["stop"]) for r in rows] == [(0, 0, 50), (0, 25, 75), (0, 50, 100), (1, 0, 50)]

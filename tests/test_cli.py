@@ -56,6 +56,11 @@ def test_fit_learns_and_checkpoint_round_trip_gives_identical_predictions(review
     main(["predict", *tiny_text_args(reviews_csv), f"--ckpt_path={best}", f"--data.predict_input={texts}", f"--prediction_writer.output_path={out}"])
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["index"] for r in rows] == [0, 1, 2]
+    with pytest.raises(SystemExit) as exit_info:  # an output path that is a folder: said before predicting
+        main(["predict", *tiny_text_args(reviews_csv), f"--ckpt_path={best}", f"--data.predict_input={texts}",
+              f"--prediction_writer.output_path={tmp_path}"])  # fmt: skip
+    assert exit_info.value.code == 2
+    assert out.read_text().splitlines() == [json.dumps(row) for row in rows]  # the earlier predictions are untouched
     assert [r["label"] for r in rows] == ["positive", "negative", "positive"]
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in rows)
 

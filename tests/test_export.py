@@ -134,3 +134,6 @@ def test_export_command_user_errors_exit_2_with_one_paragraph(trained, tmp_path,
         err = capsys.readouterr().err
         assert says in err and err.count("\n") == 1
     assert not (tmp_path / "x.onnx").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", f"--ckpt_path={trained}", f"--output={tmp_path}"])
+    assert exit_info.value.code == 2 and f"--output {tmp_path} is a folder" in capsys.readouterr().err
