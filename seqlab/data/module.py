@@ -9,6 +9,7 @@ trained model can predict on new data.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -153,11 +154,15 @@ class SeqDataModule(L.LightningDataModule):
 
     def check_labels(self, labels: list[str]) -> None:
         """Stop when this data's label set differs from the one the preprocessing was built with."""
-        if labels != self.preprocessing["labels"]:
-            raise SeqlabError(
-                f"This data has labels {labels}, the checkpoint was trained on {self.preprocessing['labels']}. Use a checkpoint "
-                "trained on these classes (or, if they are the same classes in another order, set data.labels to the checkpoint's)."
+        trained = self.preprocessing["labels"]
+        if labels != trained:
+            fix = (
+                "If they are the same classes in another order, or some classes are absent from this data, set data.labels to the "
+                f"checkpoint's: --data.labels '{json.dumps(trained)}'."
+                if set(labels) <= set(trained)
+                else f"Labels {sorted(set(labels) - set(trained))} are not among them: use a checkpoint trained on these classes."
             )
+            raise SeqlabError(f"This data has labels {labels}, the checkpoint was trained on {trained}. {fix}")
 
     def setup(self, stage: str) -> None:
         self.ensure_preprocessing()
