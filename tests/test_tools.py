@@ -1,8 +1,9 @@
 """tools/choose.py: the config copy it fits, the split overrides, and the per-epoch history it reads back;
-tools/bench_seeds.py: the misclassified cases it records."""
+tools/bench_seeds.py: the misclassified cases it records; every tool's --help."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import pytest
@@ -55,3 +56,13 @@ def test_wrong_cases_name_test_indices_not_loader_positions():
         {"index": 2, "true": "b", "predicted": "a"},
         {"index": 9, "true": "a", "predicted": "b"},
     ]
+
+
+@pytest.mark.parametrize("tool", ["bench_lstm_speed.py", "bench_ddp.py", "bench_fit.py", "bench_long_dna.py"])
+def test_help_prints_the_docstring_and_runs_nothing(tool):
+    results = ROOT / "tools" / "results"
+    before = {p.name: p.stat().st_mtime_ns for p in results.iterdir()}
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / tool), "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == (ROOT / "tools" / tool).read_text().split('"""')[1].splitlines()[0]
+    assert {p.name: p.stat().st_mtime_ns for p in results.iterdir()} == before  # no benchmark ran, no results file written

@@ -1,10 +1,10 @@
 """DDP on CPU: the same fixed run in 1 process and in 2 processes (gloo), same global batch.
 
-    python tools/bench_ddp.py [config] [overrides...]     # default configs/splice.yaml, 15 epochs
+    python tools/bench_ddp.py [--name NAME] [config] [overrides...]     # default configs/splice.yaml, 15 epochs
 
 Each process of the 2-process run takes half the batch, so both runs take the same number of
-optimizer steps on batches of the same total size. Writes tools/results/ddp_1proc.json,
-ddp_2proc.json and the comparison tools/results/ddp.json. Both runs use 2 cores in all: the
+optimizer steps on batches of the same total size. Writes tools/results/<NAME>_1proc.json,
+<NAME>_2proc.json and the comparison tools/results/<NAME>.json (NAME: ddp by default). Both runs use 2 cores in all: the
 single process 2 torch threads, each DDP process 1.
 """
 
@@ -17,22 +17,27 @@ import sys
 from pathlib import Path
 
 import yaml
-from report import RESULTS, write_result
+from report import RESULTS, exit_on_help, write_result
 
 TOOLS = Path(__file__).parent
 
 
 def main(argv: list[str]) -> dict:
+    name = "ddp"
+    if argv[:1] == ["--name"]:
+        name, argv = argv[1], argv[2:]
     config = argv[0] if argv else "configs/splice.yaml"
     extra = argv[1:] or ["--trainer.max_epochs=15"]
+    if not Path(config).is_file():
+        raise SystemExit(f"bench_ddp: config {config} does not exist.")
     batch = yaml.safe_load(Path(config).read_text())["data"]["init_args"]["batch_size"]
     common = ["--trainer.logger=false", "--trainer.accelerator=cpu", *extra]
     runs = {
-        "ddp_1proc": ({"OMP_NUM_THREADS": "2"}, ["--trainer.devices=1"]),
-        "ddp_2proc": ({"OMP_NUM_THREADS": "1"}, ["--trainer.devices=2", "--trainer.strategy=ddp", f"--data.batch_size={batch // 2}"]),
+        f"{name}_1proc": ({"OMP_NUM_THREADS": "2"}, ["--trainer.devices=1"]),
+        f"{name}_2proc": ({"OMP_NUM_THREADS": "1"}, ["--trainer.devices=2", "--trainer.strategy=ddp", f"--data.batch_size={batch // 2}"]),
     }
-    for name, (env, args) in runs.items():
-        cmd = [sys.executable, str(TOOLS / "bench_fit.py"), "--name", name, config, *common, *args]
+    for run, (env, args) in runs.items():
+        cmd = [sys.executable, str(TOOLS / "bench_fit.py"), "--name", run, config, *common, *args]
         print("+", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True, env={**os.environ, **env})
     one, two = (json.loads((RESULTS / f"{n}.json").read_text()) for n in runs)
@@ -49,9 +54,10 @@ def main(argv: list[str]) -> dict:
     }
     rates = summary["train_samples_per_second_median"]
     summary["throughput_ratio"] = round(rates["2 processes"] / rates["1 process"], 2)
-    write_result("ddp", summary)
+    write_result(name, summary)
     return summary
 
 
 if __name__ == "__main__":
+    exit_on_help(__doc__)
     main(sys.argv[1:])

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import torch
-from report import write_result
+from report import exit_on_help, write_result
 
 from seqlab.callbacks import EpochTimer
 from seqlab.cli import main
@@ -68,6 +68,7 @@ def run(config: str, name: str, overrides: list[str]) -> dict:
 
 
 if __name__ == "__main__":
+    exit_on_help(__doc__)
     argv = sys.argv[1:]
     name = None
     if argv[:1] == ["--name"]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from report import RESULTS, write_result
+from report import RESULTS, exit_on_help, write_result
 
 MOTIF = "A" * 24  # a poly-A tract; random 20k-base records hold runs of at most ~10
 
@@ -124,6 +124,7 @@ def motif_part(workdir: Path) -> dict:
 
 
 if __name__ == "__main__":
+    exit_on_help(__doc__)
     if sys.argv[1:2] == ["--measure"]:
         print(json.dumps(measure(int(sys.argv[2]), None if sys.argv[3] == "None" else int(sys.argv[3]))))
         raise SystemExit

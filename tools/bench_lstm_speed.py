@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 import torch
-from report import write_result
+from report import exit_on_help, write_result
 
 from seqlab.nn import LSTMEncoder
 
@@ -91,4 +91,5 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
+    exit_on_help(__doc__)
     main()

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import lightning as L
-from report import RESULTS, write_result
+from report import RESULTS, exit_on_help, write_result
 
 from seqlab.cli import SeqlabCLI
 from seqlab.model import SeqModel
@@ -63,6 +63,7 @@ def compare() -> dict:
 
 
 if __name__ == "__main__":
+    exit_on_help(__doc__)
     if "--compare" not in sys.argv:
         sys.path.insert(0, str(Path(__file__).parent))
         from bench_fit import run

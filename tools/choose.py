@@ -148,6 +148,8 @@ def main() -> None:
     parser.add_argument("--mode", choices=("min", "max"), help="min or max for --monitor (default: the config's, else max)")
     args = parser.parse_args(argv)
     threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.threads is None else args.threads
+    if not Path(args.config).is_file():
+        parser.error(f"config {args.config} does not exist")
     base = yaml.safe_load(Path(args.config).read_text())
     common, splits = split_arguments(base, args.config, args.folds, args.fold_seed, args.splits, args.val_size, common)
     work = Path(tempfile.mkdtemp(prefix="seqlab-select-"))

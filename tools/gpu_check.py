@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 
 import torch
-from report import write_result
+from report import exit_on_help, write_result
 
 from seqlab.nn import LSTMEncoder
 
@@ -146,4 +146,5 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
+    exit_on_help(__doc__)
     main()

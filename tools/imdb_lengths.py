@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from report import write_result
+from report import exit_on_help, write_result
 
 from seqlab.data.base import fetch_member
 from seqlab.data.text import IMDB_ARCHIVE, tokenize
 
 if __name__ == "__main__":
+    exit_on_help(__doc__)
     texts = pd.read_csv(fetch_member(IMDB_ARCHIVE))["review"]
     lengths = np.array([len(tokenize(t)) for t in texts])
     caps = {}

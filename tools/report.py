@@ -4,6 +4,7 @@ mid-write leaves the previous file, never half of one)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from seqlab.files import write_file
@@ -17,3 +18,11 @@ def write_result(name: str, data: dict, echo: bool = True) -> Path:
     if echo:
         print(json.dumps(data, indent=2))
     return out
+
+
+def exit_on_help(doc: str | None) -> None:
+    """``-h``/``--help`` prints the tool's docstring and exits: asking for help never runs a
+    benchmark (nor overwrites its results file)."""
+    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+        print((doc or "").strip())
+        raise SystemExit(0)
