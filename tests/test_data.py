@@ -307,6 +307,9 @@ def test_predict_input_json_gzip_folder_and_encoding(tmp_path, reviews_csv):
     dm.predict_input = str(tmp_path / "folder")
     with pytest.raises(SeqlabError, match="is a folder"):
         dm.predict_texts()
+    dm.predict_input = str(tmp_path / "reviews") + "/"  # a folder that is not there: not a text to classify
+    with pytest.raises(SeqlabError, match="no such folder"):
+        dm.predict_texts()
     (tmp_path / "latin1.txt").write_bytes("un film génial\n".encode("latin-1"))
     dm.predict_input = str(tmp_path / "latin1.txt")
     with pytest.raises(SeqlabError, match="is not UTF-8 text"):

@@ -182,6 +182,8 @@ def is_input_file(source: Any, suffixes: Sequence[str]) -> bool:
     if one_word and "/" in source and Path(source).is_dir():
         raise SeqlabError(f"data.predict_input {source!r} is a folder. Give a file in it, or a list of inputs.")
     suffix = table_suffix(source)  # ".csv", ".csv.gz", ".fa.gz": reads.fa.gz names a file too
+    if one_word and source.endswith(("/", os.sep)):  # a folder's name (WAV folders are read by the speech family itself)
+        raise SeqlabError(f"data.predict_input {source!r}: no such folder. Check the path, or give a list of inputs.")
     if one_word and (suffix in suffixes or suffix.removesuffix(".gz") in suffixes):
         raise SeqlabError(f"data.predict_input {source!r}: no such file. Check the path, or give a list of inputs to predict on them as they are.")
     return False
