@@ -196,9 +196,12 @@ def _not_a_tip(record: logging.LogRecord) -> bool:
 
 def quiet_lightning_notices() -> None:
     """Notices Lightning prints on every command that say nothing about the run: its "💡 Tip"
-    advertisements (for its hosted logger and model registry), and torch 2.13's deprecation of a
-    pytree check inside Lightning 2.6 itself."""
+    advertisements (for its hosted logger and model registry), torch 2.13's deprecation of a
+    pytree check inside Lightning 2.6 itself, and, in a distributed run, the advice to log the
+    ``val/``/``test/`` metrics with ``sync_dist=True``: they are reduced over the processes before
+    they are logged (torchmetrics' ``compute``, the confusion counts' ``strategy.reduce``)."""
     warnings.filterwarnings("ignore", message=r".*LeafSpec", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('(val|test)/.*sync_dist=True")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)  # (added once: the same function)
 
 
