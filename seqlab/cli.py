@@ -49,6 +49,15 @@ def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
     import importlib
 
     # (only the outermost class: a nested one, a task of a multi-task config, keeps jsonargparse's full text)
+    wrong_value = re.match(
+        r"Parser key \"(\w+)\":(?:(?!Parser key).)*?class_path '([\w.]+)':\s*Parser key \"(\w+)\":\s*Expected an? (.+?)\. Got value: ([^\n]*)",
+        message,
+        re.S,
+    )
+    if wrong_value:
+        key, class_path, option, expected, got = wrong_value.groups()
+        expected = re.sub(r"typing\.Literal\[(.*)\]", r"one of \1", re.sub(r"<class '(?:builtins\.)?([\w.]+)'>", r"\1", expected))
+        return f"{key}.{option} must be {expected}; got {got}. All options: {prog} --{key}.help {class_path}"
     dumped = re.match(r"Parser key \"(\w+)\":(?:(?!Parser key).)*?class_path '([\w.]+)':\s*Option '(\w+)' is not accepted", message, re.S)
     if dumped:
         key, class_path, option = dumped.groups()

@@ -206,6 +206,10 @@ def test_a_backbone_setting_that_cannot_work_is_one_line_not_a_traceback(reviews
                                  "All options: python -m seqlab test --help"),
         ("--trainer.max_epoch=3", "trainer.max_epoch is not an option. Did you mean trainer.max_epochs or trainer.min_epochs "
                                   "or trainer.max_steps? All options: python -m seqlab test --help"),  # no prefix matching
+        ("--data.batch_size=eight", "data.batch_size must be int; got eight. "
+                                    "All options: python -m seqlab test --data.help seqlab.data.SpeechDataModule"),
+        ("--data.source=bogus", "data.source must be one of 'fsdd_archive', 'japanese_vowels', 'file', 'wav_folder', 'hub'; got bogus. "
+                                "All options: python -m seqlab test --data.help seqlab.data.SpeechDataModule"),
     ],
 )  # fmt: skip
 def test_a_misspelt_option_is_named_with_the_closest_ones(option, says, capsys):
