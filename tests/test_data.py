@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -206,12 +207,22 @@ def test_encoded_splits_are_cached_and_reused(tmp_path, reviews_csv, monkeypatch
     first = TextDataModule(**args)
     first.setup("fit")
     calls = []
-    monkeypatch.setattr(TextDataModule, "_split_table", lambda self: calls.append(1))
+    split_table = TextDataModule._split_table
+    monkeypatch.setattr(TextDataModule, "_split_table", lambda self: calls.append(1) or split_table(self))
     second = TextDataModule(**args)
     second.setup("fit")
     assert calls == []  # nothing re-read or re-tokenized
     assert second.preprocessing == first.preprocessing
     assert [x.tolist() for x in second.splits["test"].items] == [x.tolist() for x in first.splits["test"].items]
+    # An edit that keeps the file's size and time (labels swapped, then `touch -r`) is still seen: the key is the content.
+    text = reviews_csv.read_text()
+    stat = reviews_csv.stat()
+    swapped = text.replace("positive", "@").replace("negative", "positive").replace("@", "negative")
+    assert len(swapped) == len(text) and swapped != text
+    reviews_csv.write_text(swapped)
+    os.utime(reviews_csv, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    TextDataModule(**args).setup("fit")
+    assert calls == [1]  # read afresh
 
 
 def test_missing_column_names_the_columns(tmp_path):

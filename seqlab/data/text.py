@@ -30,6 +30,7 @@ from seqlab.data.base import (
     read_table,
     read_text_file,
     require_columns,
+    sha256_of,
     train_val_test,
 )
 from seqlab.data.module import SeqDataModule
@@ -172,8 +173,8 @@ class TextDataModule(SeqDataModule):
             return {"archive": IMDB_ARCHIVE.sha256}
         if self.source == "hub":
             return {"hub": self.hub_id, "config": self.hub_config}
-        stat = Path(self.path).stat() if Path(self.path).exists() else None
-        return {"file": str(Path(self.path).resolve()), "size": stat and stat.st_size, "mtime": stat and stat.st_mtime_ns}
+        path = Path(self.path)  # by content: a file edited and given its old time back (cp -p, rsync -a) is read afresh
+        return {"file": str(path.resolve()), "sha256": sha256_of(path) if path.is_file() else None}
 
     def _read_raw(self):
         """The raw rows as a DataFrame with columns text, label and split (the official split, or None)."""
