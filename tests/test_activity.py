@@ -210,7 +210,12 @@ def test_missing_subject_column_with_a_subject_split(tmp_path):
     make_signals().drop(columns="subject").to_csv(path, index=False)
     with pytest.raises(SeqlabError, match="no subject column 'subject'.*data.split_by=recording"):
         file_dm(path).ensure_preprocessing()
-    # Split by recording instead: the (one) subject's 2 recordings are the groups.
+    # Without subjects, every subject's r0 is one recording: its rows are not consecutive, and windows would cross the gaps.
+    dm = ActivityDataModule(source="file", path=str(path), window=50, split_by="recording")
+    with pytest.raises(SeqlabError, match=r"recording 'r0' are not consecutive data rows \(data rows 400 and 801 are neighbours"):
+        dm.ensure_preprocessing()
+    # Split by recording instead, one subject: its 2 recordings are the groups.
+    make_signals(subjects=1).drop(columns="subject").to_csv(path, index=False)
     dm = ActivityDataModule(source="file", path=str(path), window=50, split_by="recording", test_subjects=["all/r0"], val_subjects=["all/r1"])
     with pytest.raises(SeqlabError, match="train split has no subject"):
         dm.ensure_preprocessing()

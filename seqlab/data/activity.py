@@ -274,6 +274,14 @@ def file_recordings(
     recordings = []
     for k in np.argsort(first):
         rows = np.flatnonzero(inverse == k)
+        gap = np.flatnonzero(np.diff(rows) != 1)
+        if len(gap):  # windows follow the file's order: another recording's rows in between would be cut into them
+            raise SeqlabError(
+                f"{where}: the samples of subject {subjects[rows[0]]!r}, recording {recs[rows[0]]!r} are not consecutive "
+                f"{row_word}s ({row_word}s {_row_number(rows[gap[0]], row_word)} and {_row_number(rows[gap[0] + 1], row_word)} are "
+                f"neighbours in it, with other samples between them). Sort the file by subject, recording and time, or give each "
+                f"stretch its own value in data.recording_column ({recording_column!r})."
+            )
         recordings.append(
             Recording(str(subjects[rows[0]]), str(recs[rows[0]]), arrays["signals"][rows], codes[rows], _row_number(rows, row_word), where, row_word)
         )
