@@ -296,6 +296,14 @@ def test_frame_file_bad_inputs(tmp_path):
     np.savez(tmp_path / "zero.npz", X=np.ones((40, 3)), lengths=[20, 0, 20])  # sums right, but one sequence is empty
     with pytest.raises(SeqlabError, match=r"every sequence needs at least one frame; 'lengths' is below 1 at index \[1\]"):
         load_frames(tmp_path / "zero.npz")
+    np.savez(tmp_path / "half.npz", X=np.ones((40, 3)), lengths=[20.5, 19.5])  # not cut silently to 20 and 19
+    with pytest.raises(SeqlabError, match=r"'lengths' must be whole numbers of frames; it has dtype float64: \[20.5, 19.5\]"):
+        load_frames(tmp_path / "half.npz")
+    np.savez(tmp_path / "whole.npz", X=np.ones((40, 3)), lengths=[20.0, 20.0])  # whole floats (a pandas column with gaps) are fine
+    assert [a.shape for a in load_frames(tmp_path / "whole.npz")[0]] == [(20, 3), (20, 3)]
+    np.savez(tmp_path / "empty.npz", X=np.zeros((0, 3)), lengths=np.zeros(0, np.int64))
+    with pytest.raises(SeqlabError, match=r"empty\.npz: X \(0, 3\) holds no frames"):
+        load_frames(tmp_path / "empty.npz")
     (tmp_path / "table.npz").write_text("a,b\n1,2\n")  # a CSV under another name
     with pytest.raises(SeqlabError, match=r"table\.npz is not a \.npy/\.npz file"):
         load_frames(tmp_path / "table.npz")
