@@ -161,6 +161,25 @@ def test_wav_round_trip_at_every_bit_depth_and_stereo_mixdown(tmp_path, width):
     np.testing.assert_allclose(samples, 0.75 * left, atol=2.0 / 2 ** (8 * width - 1) + 1e-6)
 
 
+def test_wave_format_extensible_pcm_is_read_like_plain_pcm(tmp_path):
+    """ffmpeg/libsndfile write 24-bit and multichannel PCM with the extensible header (format 0xFFFE)."""
+    left = tone(440.0, 0.1, 8000)
+    write_wav(tmp_path / "plain.wav", np.stack([left, 0.5 * left], axis=1), 8000, width=3)
+    plain = (tmp_path / "plain.wav").read_bytes()
+    assert plain[12:16] == b"fmt " and int.from_bytes(plain[16:20], "little") == 16
+    guid_tail = bytes.fromhex("000000001000800000aa00389b71")  # KSDATAFORMAT_SUBTYPE_PCM after its first 2 bytes
+    fmt = b"\xfe\xff" + plain[22:36] + (22).to_bytes(2, "little") + (24).to_bytes(2, "little") + (3).to_bytes(4, "little")
+    data = plain[36:]  # the data chunk, as it was
+    chunks = b"fmt " + (40).to_bytes(4, "little") + fmt + b"\x01\x00" + guid_tail + data
+    (tmp_path / "ext.wav").write_bytes(b"RIFF" + (4 + len(chunks)).to_bytes(4, "little") + b"WAVE" + chunks)
+    samples, rate = read_wav(tmp_path / "ext.wav")
+    np.testing.assert_array_equal(samples, read_wav(tmp_path / "plain.wav")[0])
+    assert rate == 8000
+    float_ext = (tmp_path / "ext.wav").read_bytes().replace(b"\x01\x00" + guid_tail, b"\x03\x00" + guid_tail)  # IEEE float
+    with pytest.raises(SeqlabError, match="not a readable WAV file"):
+        read_wav(float_ext, name="float.wav")
+
+
 def test_corrupt_truncated_and_empty_wavs_are_errors_naming_the_file(tmp_path):
     (tmp_path / "noise.wav").write_bytes(b"this is not a RIFF file at all" * 10)
     with pytest.raises(SeqlabError, match=r"noise\.wav is not a readable WAV"):

@@ -198,11 +198,31 @@ def resample(signal: Tensor, orig_sr: int, new_sr: int, taps: int = 6, rolloff: 
 
 
 # -- WAV reading ---------------------------------------------------------------------------------
+def plain_pcm_header(data: bytes) -> bytes:
+    """A WAV whose fmt chunk says WAVE_FORMAT_EXTENSIBLE (0xFFFE, what ffmpeg and libsndfile write
+    for 24-bit or multichannel audio) with the integer-PCM sub-format, relabelled as plain PCM
+    (format 1) so Python's ``wave`` reads it (before 3.12 it refuses the tag); other bytes unchanged."""
+    offset = 12
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return data
+    while offset + 8 <= len(data):
+        chunk, size = data[offset : offset + 4], int.from_bytes(data[offset + 4 : offset + 8], "little")
+        if chunk == b"fmt ":
+            body = offset + 8
+            extensible = size >= 40 and data[body : body + 2] == b"\xfe\xff"
+            if extensible and data[body + 24 : body + 26] == b"\x01\x00":  # the sub-format GUID starts with the format code
+                return data[:body] + b"\x01\x00" + data[body + 2 :]
+            return data
+        offset += 8 + size + (size & 1)
+    return data
+
+
 def read_wav(source: str | Path | bytes, name: str | None = None) -> tuple[np.ndarray, int]:
     """(mono float32 samples in [-1, 1], sample rate) of an integer-PCM WAV file (or its bytes)."""
     where = name or str(source if not isinstance(source, bytes) else "<bytes>")
     try:
-        with wave.open(io.BytesIO(source) if isinstance(source, bytes) else str(source), "rb") as w:
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        with wave.open(io.BytesIO(plain_pcm_header(data)), "rb") as w:
             channels, width, rate, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
             raw = w.readframes(n)
     except FileNotFoundError:
