@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -111,8 +112,9 @@ def export_task(
                 ),
             )
     if metadata is not None:
-        sidecar = output.with_name(output.name + ".json")
-        write_file(sidecar, lambda tmp: tmp.write_text(json.dumps(metadata, indent=1)))
+        sidecar = output.with_name(output.name + ".json")  # model_sha256 pairs it with its model (two files, two renames)
+        paired = {**metadata, "model_sha256": hashlib.sha256(output.read_bytes()).hexdigest()}
+        write_file(sidecar, lambda tmp: tmp.write_text(json.dumps(paired, indent=1)))
     return output
 
 

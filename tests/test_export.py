@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -106,6 +107,7 @@ def test_export_command_onnx_and_torchscript_on_encoded_reviews(trained, tmp_pat
     main(["export", f"--ckpt_path={trained}", "--format", "torchscript", "--output", str(ts_path)])
     meta = json.loads((tmp_path / "out" / "imdb.onnx.json").read_text())
     assert meta["labels"] == ["negative", "positive"] and meta["input"] == "tokens"
+    assert meta["model_sha256"] == hashlib.sha256(onnx_path.read_bytes()).hexdigest()  # the sidecar names its model
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["imdb.onnx", "imdb.onnx.json", "imdb.pt", "imdb.pt.json"]  # no temp files left
 
     # Reviews the checkpoint never saw, encoded with the vocabulary that travels with the export.
