@@ -67,12 +67,12 @@ def check_frames(arrays: list[np.ndarray], where: str) -> list[np.ndarray]:
     """Stop at the first sequence that is empty or holds NaN/inf; return the arrays as float32."""
     for i, a in enumerate(arrays):
         if len(a) == 0:
-            raise SeqlabError(f"Sequence {i} in {where} has no frames. Remove it.")
+            raise SeqlabError(f"Sequence {i} (counted from 0) in {where} has no frames. Remove it.")
         bad = ~np.isfinite(a)
         if bad.any():
             t, c = np.argwhere(bad)[0]
             raise SeqlabError(
-                f"Sequence {i} in {where} holds {a[t, c]} at frame {t}, coefficient {c} ({int(bad.sum())} non-finite value(s) "
+                f"Sequence {i} in {where} holds {a[t, c]} at frame {t}, coefficient {c} (counted from 0; {int(bad.sum())} non-finite value(s) "
                 "in it). Fix the feature extraction or drop the sequence; seqlab does not guess missing values."
             )
     return [np.ascontiguousarray(a, dtype=np.float32) for a in arrays]
@@ -467,8 +467,9 @@ class SpeechDataModule(SeqDataModule):
     def build_splits(self) -> None:
         table = self._table or self._split_table()
         self.check_labels(table["labels"])
+        origin = self.path if self.source in ("file", "wav_folder") else self.hub_id if self.source == "hub" else self.source
         self.splits = {
-            name: SequenceDataset([self.to_tensor(a, f"{name} sequence {i}") for i, a in enumerate(arrays)], y)
+            name: SequenceDataset([self.to_tensor(a, f"{origin}, {name} sequence {i}") for i, a in enumerate(arrays)], y)
             for name, (arrays, y) in table["splits"].items()
         }
 
