@@ -121,7 +121,7 @@ def test_csv_source_and_bad_symbol_error(tmp_path):
     rows = ["seq,label"] + [f"{s},{h.split('=')[1].split()[0]}" for h, s in fasta_records()]
     (tmp_path / "d.csv").write_text("\n".join(rows) + "\nACGTQ,pos\n")
     dm = DnaDataModule(source="file", path=str(tmp_path / "d.csv"))
-    with pytest.raises(SeqlabError, match="Record '61' has 'Q' at position 5"):
+    with pytest.raises(SeqlabError, match=r"d\.csv: Record 'data row 61' has 'Q' at position 5"):
         dm.ensure_preprocessing()
 
 

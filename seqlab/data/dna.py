@@ -248,7 +248,7 @@ class DnaDataModule(SeqDataModule):
             df = read_table(self.path)
             where = str(self.path)
         require_columns(df, (self.sequence_column, self.label_column), where, "Set data.sequence_column and data.label_column.")
-        ids = [str(i) for i in (df["id"] if "id" in df.columns else range(1, len(df) + 1))]
+        ids = [str(i) for i in df["id"]] if "id" in df.columns else [f"data row {i}" for i in range(1, len(df) + 1)]
         split = df["split"].to_numpy() if "split" in df.columns and df["split"].notna().any() else None  # an empty column: none
         return ids, df[self.sequence_column].fillna("").astype(str).tolist(), df[self.label_column].tolist(), split
 
@@ -279,7 +279,11 @@ class DnaDataModule(SeqDataModule):
 
     def _split_table(self) -> dict[str, Any]:
         ids, seqs, raw_labels, split = self._records()
-        codes = [to_codes(seq, rid) for rid, seq in zip(ids, seqs)]
+        try:
+            codes = [to_codes(seq, rid) for rid, seq in zip(ids, seqs)]
+        except SeqlabError as err:  # name the file (or hub dataset) the record is in
+            origin = self.path or (self.hub_id if self.source == "hub" else "data.class_files" if self.class_files else self.source)
+            raise SeqlabError(f"{origin}: {err}") from None
         keep, seen = [], set()
         for i, c in enumerate(codes):  # deduplicate identical sequences, keeping the first
             key = c.tobytes()
