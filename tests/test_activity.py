@@ -221,6 +221,16 @@ def test_missing_subject_column_with_a_subject_split(tmp_path):
         dm.ensure_preprocessing()
 
 
+def test_a_channel_value_that_is_not_a_number_is_named_by_row(tmp_path):
+    path = tmp_path / "comma.csv"
+    df = make_signals(subjects=2)
+    df["a"] = df["a"].astype(object)
+    df.loc[6, "a"] = "1,5"  # a decimal comma
+    df.to_csv(path, index=False)
+    with pytest.raises(SeqlabError, match=r"comma\.csv: channel 'a' holds '1,5' at data row 7, not a number \(1 such value"):
+        file_dm(path).ensure_preprocessing()
+
+
 def test_file_shorter_than_one_window(signals_csv):
     with pytest.raises(SeqlabError, match=r"no recording is as long as one window \(data.window=500 samples; the longest has 400\)"):
         file_dm(signals_csv, window=500).ensure_preprocessing()

@@ -243,6 +243,16 @@ def read_signal_file(
     try:
         signals = df[names].to_numpy(dtype=np.float32)
     except (ValueError, TypeError) as err:
+        import pandas as pd
+
+        for name in names:  # the first value that is not a number, by column and data row
+            numbers = pd.to_numeric(df[name], errors="coerce")
+            bad = np.flatnonzero(numbers.isna().to_numpy() & df[name].notna().to_numpy())
+            if len(bad):
+                raise SeqlabError(
+                    f"{path}: channel {name!r} holds {df[name].iloc[bad[0]]!r} at data row {bad[0] + 1}, not a number "
+                    f"({len(bad)} such value(s) in it). Fix the values (a decimal comma?), or list the signal columns in data.channels."
+                ) from None
         raise SeqlabError(f"{path}: channel columns {names} must hold numbers ({err}). List the signal columns in data.channels.") from None
     arrays = {c: df[c].to_numpy() for c in meta if c in df.columns}
     arrays["signals"] = signals
