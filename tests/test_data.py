@@ -285,7 +285,11 @@ def test_predict_input_from_text_and_jsonl_files(tmp_path, reviews_csv):
     assert dm.predict_texts() == ["good, really", "bad"]
     (tmp_path / "broken.jsonl").write_text('{"text": "ok"}\n{"text": \n')
     dm.predict_input = str(tmp_path / "broken.jsonl")
-    with pytest.raises(SeqlabError, match="broken.jsonl could not be parsed"):
+    with pytest.raises(SeqlabError, match=r"broken\.jsonl could not be parsed as \.jsonl: .* \(first at line 2\)"):
+        dm.predict_texts()
+    (tmp_path / "latin1.csv").write_bytes("text,label\ngood,1\nun film génial,1\n".encode("latin-1"))
+    dm.predict_input = str(tmp_path / "latin1.csv")
+    with pytest.raises(SeqlabError, match=r"\(first at line 3, the header being line 1\)\. Save it as UTF-8"):
         dm.predict_texts()
     dm.predict_input = ["fine", None]
     with pytest.raises(SeqlabError, match=r"inputs \[1\] \(data.predict_input items, or items given to predict\) are not strings"):

@@ -380,6 +380,22 @@ def read_tsv(path: Path):
     return pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE) if merged else df
 
 
+def first_bad_line(path: Path, json_lines: bool) -> int | None:
+    """The first line (from 1) that is not UTF-8, or, for JSON lines, not one JSON value; None if
+    every line is (the fault is then in the structure, e.g. a row with too many fields)."""
+    import gzip
+
+    with gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                text = raw.decode("utf-8")
+                if json_lines and text.strip():
+                    json.loads(text)
+            except (UnicodeDecodeError, ValueError):
+                return number
+    return None
+
+
 def read_table(path: str | Path):
     """A CSV, JSONL/JSON or Parquet file as a pandas DataFrame, with clear errors."""
     import pandas as pd
@@ -405,7 +421,10 @@ def read_table(path: str | Path):
         if isinstance(err, SeqlabError):
             raise
         hint = " Save it as UTF-8." if isinstance(err, UnicodeDecodeError) else ""
-        raise SeqlabError(f"Data file {path} could not be parsed as {suffix}: {err}.{hint}") from err
+        json_lines = suffix in (".jsonl", ".jsonl.gz")
+        line = first_bad_line(path, json_lines)
+        where = f" (first at line {line}{'' if json_lines else ', the header being line 1'})" if line else ""
+        raise SeqlabError(f"Data file {path} could not be parsed as {suffix}: {err}{where}.{hint}") from err
     if len(df) == 0:
         raise SeqlabError(f"Data file {path} has a header but no rows. Add rows, or give another file.")
     return df
