@@ -54,6 +54,17 @@ def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
         message,
         re.S,
     )
+    wrong_union = re.match(
+        r"Parser key \"(\w+)\":(?:(?!Parser key).)*?class_path '([\w.]+)':\s*Parser key \"(\w+)\":\s*"
+        r"Does not validate against any of the Union subtypes\s*Subtypes: \[([^\n]*)\].*?Given value: ([^\n]*)",
+        message,
+        re.S,
+    )
+    if wrong_union and not wrong_value:  # an optional option (int | None ...): its types joined by "or"
+        key, class_path, option, subtypes, got = wrong_union.groups()
+        names = [re.sub(r"<class '(?:builtins\.)?([\w.]+)'>", r"\1", t.strip()) for t in re.split(r",\s*(?=<|typing|\w+\[)", subtypes)]
+        expected = " or ".join("None" if n == "NoneType" else n for n in names)
+        return f"{key}.{option} must be {expected}; got {got}. All options: {prog} --{key}.help {class_path}"
     if wrong_value:
         key, class_path, option, expected, got = wrong_value.groups()
         expected = re.sub(r"typing\.Literal\[(.*)\]", r"one of \1", re.sub(r"<class '(?:builtins\.)?([\w.]+)'>", r"\1", expected))

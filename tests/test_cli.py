@@ -208,6 +208,8 @@ def test_a_backbone_setting_that_cannot_work_is_one_line_not_a_traceback(reviews
                                   "or trainer.max_steps? All options: python -m seqlab test --help"),  # no prefix matching
         ("--data.batch_size=eight", "data.batch_size must be int; got eight. "
                                     "All options: python -m seqlab test --data.help seqlab.data.SpeechDataModule"),
+        ("--data.labels=5", "data.labels must be list[str] or None; got 5. "
+                            "All options: python -m seqlab test --data.help seqlab.data.SpeechDataModule"),  # an optional option
         ("--data.source=bogus", "data.source must be one of 'fsdd_archive', 'japanese_vowels', 'file', 'wav_folder', 'hub'; got bogus. "
                                 "All options: python -m seqlab test --data.help seqlab.data.SpeechDataModule"),
     ],

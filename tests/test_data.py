@@ -406,8 +406,8 @@ def test_labels_other_than_the_checkpoints_say_what_can_fix_it(tmp_path, reviews
     dm.preprocessing = {"labels": ["yes", "no", "stop"]}
     with pytest.raises(SeqlabError, match=r"the checkpoint was trained on \['yes', 'no', 'stop'\]\. Labels \['negative', 'positive'\] are not"):
         dm.check_labels(["negative", "positive"])
-    with pytest.raises(SeqlabError, match=r"some classes are absent from this data, set data.labels to the checkpoint's: "
-                                          r'--data.labels \'\["yes", "no", "stop"\]\''):  # fmt: skip
+    with pytest.raises(SeqlabError, match=r"some classes are absent from this data, set the task's data.labels to the checkpoint's: "
+                                          r'\["yes", "no", "stop"\] \(--data.labels=\.\.\.'):  # fmt: skip
         dm.check_labels(["no", "yes"])
 
 

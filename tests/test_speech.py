@@ -318,6 +318,9 @@ def test_frame_file_bad_inputs(tmp_path):
     np.savez(tmp_path / "half.npz", X=np.ones((40, 3)), lengths=[20.5, 19.5])  # not cut silently to 20 and 19
     with pytest.raises(SeqlabError, match=r"'lengths' must be whole numbers of frames; it has dtype float64: \[20.5, 19.5\]"):
         load_frames(tmp_path / "half.npz")
+    np.savez(tmp_path / "scalar.npz", X=np.ones((40, 3)), lengths=np.float64(20.5))  # 0-d: the rank is the error
+    with pytest.raises(SeqlabError, match=r"'lengths' must be 1-D"):
+        load_frames(tmp_path / "scalar.npz")
     np.savez(tmp_path / "whole.npz", X=np.ones((40, 3)), lengths=[20.0, 20.0])  # whole floats (a pandas column with gaps) are fine
     assert [a.shape for a in load_frames(tmp_path / "whole.npz")[0]] == [(20, 3), (20, 3)]
     np.savez(tmp_path / "empty.npz", X=np.zeros((0, 3)), lengths=np.zeros(0, np.int64))

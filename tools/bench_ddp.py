@@ -10,6 +10,7 @@ single process 2 torch threads, each DDP process 1.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -23,13 +24,13 @@ TOOLS = Path(__file__).parent
 
 
 def main(argv: list[str]) -> dict:
-    name = "ddp"
-    if argv[:1] == ["--name"]:
-        name, argv = argv[1], argv[2:]
-    config = argv[0] if argv else "configs/splice.yaml"
-    extra = argv[1:] or ["--trainer.max_epochs=15"]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", nargs="?", default="configs/splice.yaml")
+    parser.add_argument("--name", default="ddp", help="results file names: NAME.json, NAME_1proc.json, NAME_2proc.json")
+    args, overrides = parser.parse_known_args(argv)
+    name, config, extra = args.name, args.config, overrides or ["--trainer.max_epochs=15"]
     if not Path(config).is_file():
-        raise SystemExit(f"bench_ddp: config {config} does not exist.")
+        parser.error(f"config {config} does not exist")
     batch = yaml.safe_load(Path(config).read_text())["data"]["init_args"]["batch_size"]
     common = ["--trainer.logger=false", "--trainer.accelerator=cpu", *extra]
     runs = {

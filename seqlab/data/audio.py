@@ -198,6 +198,9 @@ def resample(signal: Tensor, orig_sr: int, new_sr: int, taps: int = 6, rolloff: 
 
 
 # -- WAV reading ---------------------------------------------------------------------------------
+PCM_SUBFORMAT = bytes.fromhex("0100000000001000800000aa00389b71")  # KSDATAFORMAT_SUBTYPE_PCM as stored in the file
+
+
 def plain_pcm_header(data: bytes) -> bytes:
     """A WAV whose fmt chunk says WAVE_FORMAT_EXTENSIBLE (0xFFFE, what ffmpeg and libsndfile write
     for 24-bit or multichannel audio) with the integer-PCM sub-format, relabelled as plain PCM
@@ -210,7 +213,7 @@ def plain_pcm_header(data: bytes) -> bytes:
         if chunk == b"fmt ":
             body = offset + 8
             extensible = size >= 40 and data[body : body + 2] == b"\xfe\xff"
-            if extensible and data[body + 24 : body + 26] == b"\x01\x00":  # the sub-format GUID starts with the format code
+            if extensible and data[body + 24 : body + 40] == PCM_SUBFORMAT:
                 return data[:body] + b"\x01\x00" + data[body + 2 :]
             return data
         offset += 8 + size + (size & 1)

@@ -421,9 +421,9 @@ def read_table(path: str | Path):
         if isinstance(err, SeqlabError):
             raise
         hint = " Save it as UTF-8." if isinstance(err, UnicodeDecodeError) else ""
-        json_lines = suffix in (".jsonl", ".jsonl.gz")
-        line = first_bad_line(path, json_lines)
-        where = f" (first at line {line}{'' if json_lines else ', the header being line 1'})" if line else ""
+        json_lines, header = suffix in (".jsonl", ".jsonl.gz"), suffix in (".csv", ".csv.gz", ".tsv", ".tsv.gz")
+        line = first_bad_line(path, json_lines) if suffix != ".parquet" else None  # (a binary file has no lines)
+        where = f" (first at line {line}{', the header being line 1' if header else ''})" if line else ""
         raise SeqlabError(f"Data file {path} could not be parsed as {suffix}: {err}{where}.{hint}") from err
     if len(df) == 0:
         raise SeqlabError(f"Data file {path} has a header but no rows. Add rows, or give another file.")

@@ -282,7 +282,8 @@ class DnaDataModule(SeqDataModule):
         try:
             codes = [to_codes(seq, rid) for rid, seq in zip(ids, seqs)]
         except SeqlabError as err:  # name the file (or hub dataset) the record is in
-            origin = self.path or (self.hub_id if self.source == "hub" else "data.class_files" if self.class_files else self.source)
+            origin = {"hub": self.hub_id, "file": self.path, "fasta": self.path}.get(self.source, self.source)
+            origin = "data.class_files" if self.source == "fasta" and self.class_files else origin
             raise SeqlabError(f"{origin}: {err}") from None
         keep, seen = [], set()
         for i, c in enumerate(codes):  # deduplicate identical sequences, keeping the first

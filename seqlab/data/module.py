@@ -157,8 +157,9 @@ class SeqDataModule(L.LightningDataModule):
         trained = self.preprocessing["labels"]
         if labels != trained:
             fix = (
-                "If they are the same classes in another order, or some classes are absent from this data, set data.labels to the "
-                f"checkpoint's: --data.labels '{json.dumps(trained)}'."
+                "If they are the same classes in another order, or some classes are absent from this data, set the task's "
+                f"data.labels to the checkpoint's: {json.dumps(trained)} (--data.labels=... on the command line; in a multi-task "
+                "config --data.tasks.<task>.init_args.labels=...)."
                 if set(labels) <= set(trained)
                 else f"Labels {sorted(set(labels) - set(trained))} are not among them: use a checkpoint trained on these classes."
             )

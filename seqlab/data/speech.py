@@ -119,10 +119,10 @@ def load_frames(path: str | Path) -> tuple[list[np.ndarray], np.ndarray | None, 
     if not X.size:
         raise SeqlabError(f"{path}: X {tuple(X.shape)} holds no frames. Give a file with at least one sequence.")
     lengths = fields.get("lengths")
-    if lengths is not None and not np.issubdtype(lengths.dtype, np.integer):
+    if lengths is not None and lengths.ndim == 1 and not np.issubdtype(lengths.dtype, np.integer):
         whole = np.issubdtype(lengths.dtype, np.floating) and np.array_equal(lengths, np.round(lengths))
         if not whole:
-            raise SeqlabError(f"{path}: 'lengths' must be whole numbers of frames; it has dtype {lengths.dtype}: {lengths[:3].tolist()} ...")
+            raise SeqlabError(f"{path}: 'lengths' must be whole numbers of frames; it has dtype {lengths.dtype}: {lengths[:3].tolist()}.")
     if X.ndim == 2 and lengths is None and single:
         arrays = [X]
     elif X.ndim == 2:
