@@ -291,6 +291,15 @@ def test_predict_input_from_text_and_jsonl_files(tmp_path, reviews_csv):
     dm.predict_input = str(tmp_path / "latin1.csv")
     with pytest.raises(SeqlabError, match=r"\(first at line 3, the header being line 1\)\. Save it as UTF-8"):
         dm.predict_texts()
+    (tmp_path / "latin1.json").write_bytes('[{"text": "ok"},\n{"text": "génial"}]'.encode("latin-1"))  # JSON has no header
+    dm.predict_input = str(tmp_path / "latin1.json")
+    with pytest.raises(SeqlabError, match=r"\(first at line 2\)\. Save it as UTF-8"):
+        dm.predict_texts()
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1\n\xff\xfe\nPAR1")  # binary: no line is named
+    dm.predict_input = str(tmp_path / "bad.parquet")
+    with pytest.raises(SeqlabError, match=r"could not be parsed as \.parquet: ") as err:
+        dm.predict_texts()
+    assert "first at line" not in str(err.value)
     dm.predict_input = ["fine", None]
     with pytest.raises(SeqlabError, match=r"inputs \[1\] \(data.predict_input items, or items given to predict\) are not strings"):
         dm.predict_texts()
