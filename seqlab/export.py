@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from seqlab.errors import SeqlabError
-from seqlab.files import check_writable_file, write_file
+from seqlab.files import check_writable_file, sha256_of, write_file
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 INPUT_NAMES = ["x", "lengths"]
@@ -113,7 +112,7 @@ def export_task(
             )
     if metadata is not None:
         sidecar = output.with_name(output.name + ".json")  # model_sha256 pairs it with its model (two files, two renames)
-        paired = {**metadata, "model_sha256": hashlib.sha256(output.read_bytes()).hexdigest()}
+        paired = {**metadata, "model_sha256": sha256_of(output)}
         write_file(sidecar, lambda tmp: tmp.write_text(json.dumps(paired, indent=1)))
     return output
 

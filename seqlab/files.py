@@ -5,6 +5,7 @@ system). A crash leaves the previous version, never half a file. (Checkpoints do
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -12,6 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from seqlab.errors import SeqlabError
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The sha256 hex digest of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def check_writable_file(path: str | os.PathLike, option: str = "The output path") -> None:

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from seqlab.errors import SeqlabError
+from seqlab.files import sha256_of
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -40,14 +41,6 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
 def fingerprint(obj: Any) -> str:
     """A short stable hash of JSON-able data, used to name cache entries."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

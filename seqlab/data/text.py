@@ -30,12 +30,11 @@ from seqlab.data.base import (
     read_table,
     read_text_file,
     require_columns,
-    sha256_of,
     train_val_test,
 )
 from seqlab.data.module import SeqDataModule
 from seqlab.errors import SeqlabError
-from seqlab.files import write_folder
+from seqlab.files import sha256_of, write_folder
 from seqlab.spec import TaskSpec, classification_type
 
 IMDB_ARCHIVE = PinnedArchive(
