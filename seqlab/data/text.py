@@ -165,6 +165,7 @@ class TextDataModule(SeqDataModule):
         self.archive_path = archive_path
         self.predict_input = predict_input
         self.token_dropout = token_dropout
+        self._hashed: tuple[tuple[str, int, int], str] | None = None  # (path, size, mtime) and the file's sha256
 
     # -- raw data -------------------------------------------------------------------------------
     def _source_identity(self) -> dict[str, Any]:
@@ -173,7 +174,13 @@ class TextDataModule(SeqDataModule):
         if self.source == "hub":
             return {"hub": self.hub_id, "config": self.hub_config}
         path = Path(self.path)  # by content: a file edited and given its old time back (cp -p, rsync -a) is read afresh
-        return {"file": str(path.resolve()), "sha256": sha256_of(path) if path.is_file() else None}
+        if not path.is_file():
+            return {"file": str(path.resolve()), "sha256": None}
+        stat = path.stat()
+        version = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if self._hashed is None or self._hashed[0] != version:  # hashed once a run (preprocessing and splits both ask)
+            self._hashed = (version, sha256_of(path))
+        return {"file": version[0], "sha256": self._hashed[1]}
 
     def _read_raw(self):
         """The raw rows as a DataFrame with columns text, label and split (the official split, or None)."""
