@@ -42,6 +42,11 @@ def close_names(name: str, cls: type) -> list[str]:
     return difflib.get_close_matches(name, [p for p in inspect.signature(cls.__init__).parameters if p != "self"], n=3)
 
 
+def type_names(text: str) -> str:
+    """jsonargparse's ``<class 'int'>`` as ``int`` (``NoneType`` as ``None``)."""
+    return re.sub(r"<class '(?:builtins\.)?([\w.]+)'>", r"\1", text).replace("NoneType", "None")
+
+
 def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
     """An unknown option in one line, with the options spelled most like it. jsonargparse reports
     one of ``data`` inside a dump of the union of data module classes, and one of ``model`` or
@@ -49,27 +54,21 @@ def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
     import importlib
 
     # (only the outermost class: a nested one, a task of a multi-task config, keeps jsonargparse's full text)
-    wrong_value = re.match(
-        r"Parser key \"(\w+)\":(?:(?!Parser key).)*?class_path '([\w.]+)':\s*Parser key \"(\w+)\":\s*Expected an? (.+?)\. Got value: ([^\n]*)",
+    in_class = r"Parser key \"(\w+)\":(?:(?!Parser key).)*?class_path '([\w.]+)':\s*"  # data's key, its class_path
+    wrong_value = re.match(in_class + r"Parser key \"(\w+)\":\s*Expected an? (.+?)\. Got value: ([^\n]*)", message, re.S)
+    wrong_union = re.match(  # an optional option (int | None ...)
+        in_class + r"Parser key \"(\w+)\":\s*Does not validate against any of the Union subtypes\s*Subtypes: \[([^\n]*)\].*?Given value: ([^\n]*)",
         message,
         re.S,
     )
-    wrong_union = re.match(
-        r"Parser key \"(\w+)\":(?:(?!Parser key).)*?class_path '([\w.]+)':\s*Parser key \"(\w+)\":\s*"
-        r"Does not validate against any of the Union subtypes\s*Subtypes: \[([^\n]*)\].*?Given value: ([^\n]*)",
-        message,
-        re.S,
-    )
-    if wrong_union and not wrong_value:  # an optional option (int | None ...): its types joined by "or"
-        key, class_path, option, subtypes, got = wrong_union.groups()
-        names = [re.sub(r"<class '(?:builtins\.)?([\w.]+)'>", r"\1", t.strip()) for t in re.split(r",\s*(?=<|typing|\w+\[)", subtypes)]
-        expected = " or ".join("None" if n == "NoneType" else n for n in names)
+    if wrong_value or wrong_union:
+        key, class_path, option, expected, got = (wrong_value or wrong_union).groups()
+        if wrong_value:
+            expected = re.sub(r"typing\.Literal\[(.*)\]", r"one of \1", type_names(expected))
+        else:  # the union's types joined by "or"
+            expected = " or ".join(type_names(t.strip()) for t in re.split(r",\s*(?=<|typing|\w+\[)", expected))
         return f"{key}.{option} must be {expected}; got {got}. All options: {prog} --{key}.help {class_path}"
-    if wrong_value:
-        key, class_path, option, expected, got = wrong_value.groups()
-        expected = re.sub(r"typing\.Literal\[(.*)\]", r"one of \1", re.sub(r"<class '(?:builtins\.)?([\w.]+)'>", r"\1", expected))
-        return f"{key}.{option} must be {expected}; got {got}. All options: {prog} --{key}.help {class_path}"
-    dumped = re.match(r"Parser key \"(\w+)\":(?:(?!Parser key).)*?class_path '([\w.]+)':\s*Option '(\w+)' is not accepted", message, re.S)
+    dumped = re.match(in_class + r"Option '(\w+)' is not accepted", message, re.S)
     if dumped:
         key, class_path, option = dumped.groups()
         module, name = class_path.rsplit(".", 1)
