@@ -87,6 +87,21 @@ def fasta_records(n=60):
     return out
 
 
+def test_identical_sequences_are_dropped_as_the_model_sees_them_after_the_cut(tmp_path):
+    records = fasta_records()
+    records += [("copy0 label=pos", records[0][1])]  # an exact copy (of a neg record, with another label)
+    records += [("tail1 label=neg", records[1][1] + "TTTT")]  # the same first 27 bases as seq1, then more
+
+    def counts(**cut):
+        dm = DnaDataModule(source="fasta", path=str(write_fasta(tmp_path / "d.fa", records)), test_size=0.25, **cut)
+        dm.ensure_preprocessing()
+        return sum(len(y) for _, y in dm._table["splits"].values())
+
+    assert counts() == 61  # the copy dropped, the longer record kept
+    assert counts(max_length=27) == 60  # cut to 27 bases it is seq1 again: dropped too
+    assert counts(max_length=27, truncation="tail") == 61  # its last 27 bases differ from seq1's
+
+
 def test_fasta_with_label_field(tmp_path):
     path = write_fasta(tmp_path / "x.fa", fasta_records())
     assert parse_fasta(path)[0][2] == fasta_records()[0][1]  # multi-line records joined

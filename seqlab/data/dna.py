@@ -285,15 +285,16 @@ class DnaDataModule(SeqDataModule):
             origin = {"hub": self.hub_id, "file": self.path, "fasta": self.path}.get(self.source, self.source)
             origin = "data.class_files" if self.source == "fasta" and self.class_files else origin
             raise SeqlabError(f"{origin}: {err}") from None
+        max_length, truncation = self._cut()
+        codes = [truncate(c, max_length, truncation) for c in codes]
         keep, seen = [], set()
-        for i, c in enumerate(codes):  # deduplicate identical sequences, keeping the first
+        for i, c in enumerate(codes):  # deduplicate identical sequences as the model sees them (cut), keeping the first
             key = c.tobytes()
             if key not in seen:
                 seen.add(key)
                 keep.append(i)
         y, names = encode_labels([raw_labels[i] for i in keep], self.labels, self.label_column)
-        max_length, truncation = self._cut()
-        codes = [truncate(codes[i], max_length, truncation) for i in keep]
+        codes = [codes[i] for i in keep]
         parts = train_val_test(y, None if split is None else split[keep], self.test_size, self.val_size, self.seed, self.val_fold)
         return {"labels": names, "splits": {k: ([codes[i] for i in v], y[v]) for k, v in parts.items()}}
 
