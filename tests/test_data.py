@@ -336,7 +336,7 @@ def test_predict_input_json_gzip_folder_and_encoding(tmp_path, reviews_csv):
         dm.predict_texts()
     (tmp_path / "latin1.txt").write_bytes("un film génial\n".encode("latin-1"))
     dm.predict_input = str(tmp_path / "latin1.txt")
-    with pytest.raises(SeqlabError, match="is not UTF-8 text"):
+    with pytest.raises(SeqlabError, match=r"latin1\.txt is not UTF-8 text \(line 1\)"):
         dm.predict_texts()
     with gzip.open(tmp_path / "in.txt.gz", "wt") as f:
         f.write("good\n")

@@ -253,7 +253,7 @@ def test_predict_inputs_that_are_not_dna_text_are_errors(tmp_path):
         dm.predict_dataset()
     (tmp_path / "latin1.fa").write_bytes(">a label=pos\nACGT\xe9\n".encode("latin-1"))
     dm.predict_input = str(tmp_path / "latin1.fa")
-    with pytest.raises(SeqlabError, match=r"latin1\.fa is not UTF-8 text.*Save it as UTF-8"):
+    with pytest.raises(SeqlabError, match=r"latin1\.fa is not UTF-8 text \(line 2\)\. Save it as UTF-8"):
         dm.predict_dataset()
     with pytest.raises(SeqlabError, match="not UTF-8 text"):
         DnaDataModule(source="fasta", path=str(tmp_path / "latin1.fa")).ensure_preprocessing()

@@ -147,8 +147,10 @@ def read_text_file(path: str | Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        hint = "It looks gzipped: decompress it (gunzip)." if path.read_bytes()[:2] == b"\x1f\x8b" else "Save it as UTF-8."
-        raise SeqlabError(f"{path} is not UTF-8 text (byte {err.start}). {hint}") from None
+        if path.read_bytes()[:2] == b"\x1f\x8b":
+            raise SeqlabError(f"{path} is not UTF-8 text. It looks gzipped: decompress it (gunzip).") from None
+        where = f"line {first_bad_line(path, json_lines=False)}" if not path.name.endswith(".gz") else f"byte {err.start}"
+        raise SeqlabError(f"{path} is not UTF-8 text ({where}). Save it as UTF-8.") from None
 
 
 def inline_strings(source: Any, give: str) -> list[str]:
