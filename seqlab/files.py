@@ -1,6 +1,8 @@
 """Files and folders written whole or not at all: the writer fills a temporary name in the
 target's own folder, which is then renamed into place (``os.replace``, atomic on one file
-system). A crash leaves the previous version, never half a file. (Checkpoints do the same in
+system). A crash leaves the previous version, never half a file. Temporary names carry the host
+and process id of their writer, so the next write to the same target removes those a killed
+process left behind (``sweep_orphans``). (Checkpoints do the same in
 ``seqlab.callbacks.ModelCheckpoint``, through the trainer.)"""
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -34,12 +37,49 @@ def check_writable_file(path: str | os.PathLike, option: str = "The output path"
             raise SeqlabError(f"{option} {path} lies under {parent}, which is a file, not a folder.")
 
 
+def writer_tag() -> str:
+    """``host-pid`` of this process, as temporary names carry it (dots in the host name become _)."""
+    return f"{socket.gethostname().replace('.', '_')}-{os.getpid()}"
+
+
+def is_running(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (on Windows, where signal 0 would end it: assumed)."""
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # another user's process (or no way to tell): assume it runs
+        return True
+    return True
+
+
+def sweep_orphans(path: Path) -> None:
+    """Remove the temporaries of ``path`` (``.<name>.<host>-<pid>.*``) whose writer ran on this
+    host and no longer runs: what a killed process left. Other hosts' (a shared file system) and
+    live writers' temporaries are left alone."""
+    prefix, host = f".{path.name}.", socket.gethostname().replace(".", "_")
+    if not path.parent.is_dir():
+        return
+    for entry in path.parent.iterdir():
+        if not entry.name.startswith(prefix):
+            continue
+        tag_host, _, pid = entry.name[len(prefix) :].split(".", 1)[0].rpartition("-")
+        if tag_host == host and pid.isdigit() and int(pid) != os.getpid() and not is_running(int(pid)):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
 def write_file(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
     """Run ``write(tmp)`` to fill a temporary file, then move it to ``path``; returns ``path``."""
     path = Path(path)
     check_writable_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    sweep_orphans(path)
+    tmp = path.with_name(f".{path.name}.{writer_tag()}.tmp")
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -55,12 +95,14 @@ def write_folder(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     loses files; a folder there that lacks some of the new files is replaced."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    sweep_orphans(path)
+    prefix = f".{path.name}.{writer_tag()}."
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=prefix))
     old = None
     try:
         write(tmp)
         if path.is_dir() and not {p.relative_to(tmp) for p in tmp.rglob("*")} <= {p.relative_to(path) for p in path.rglob("*")}:
-            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old."))
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{prefix}old."))
             os.replace(path, old / path.name)  # an incomplete copy goes aside; files a reader holds open stay readable
         try:
             os.replace(tmp, path)

@@ -410,6 +410,26 @@ def test_a_writer_that_fails_leaves_the_previous_file_and_folder_whole(tmp_path)
     assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]
 
 
+def test_the_next_write_removes_temporaries_of_a_killed_writer_on_this_host_only(tmp_path):
+    import subprocess
+    import sys
+
+    from seqlab.files import write_file, write_folder, writer_tag
+
+    host = writer_tag().rsplit("-", 1)[0]
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    kept = []
+    for name in ("key", "p.jsonl"):
+        (tmp_path / f".{name}.{host}-{ended}.abc123").mkdir()  # a killed cache write (this host, a process that has exited)
+        (tmp_path / f".{name}.{host}-{ended}.tmp").write_text("half")  # a killed write_file
+        kept += [f".{name}.{host}-{os.getppid()}.def456", f".{name}.other_host-{ended}.tmp"]  # a live writer; another host's
+        (tmp_path / kept[-2]).mkdir()
+        (tmp_path / kept[-1]).write_text("?")
+    write_folder(tmp_path / "key", lambda tmp: (tmp / "data.txt").write_text("whole\n"))
+    write_file(tmp_path / "p.jsonl", lambda tmp: tmp.write_text("{}\n"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["key", "p.jsonl", *kept])
+
+
 def test_labels_other_than_the_checkpoints_say_what_can_fix_it(tmp_path, reviews_csv):
     dm = TextDataModule(source="file", path=str(reviews_csv), min_freq=1, cache_dir=str(tmp_path / "c"))
     dm.preprocessing = {"labels": ["yes", "no", "stop"]}

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from seqlab.errors import SeqlabError
-from seqlab.files import sha256_of
+from seqlab.files import sha256_of, sweep_orphans, writer_tag
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -94,7 +94,8 @@ def fetch_member(archive: PinnedArchive, cache_dir: str | os.PathLike | None = N
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+    sweep_orphans(target)  # a download a killed process left
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.{writer_tag()}.") as tmp:
         dist = Path(archive_path) if archive_path is not None else download_distribution(archive, Path(tmp) / "dist")
         if not dist.exists():
             raise SeqlabError(f"The archive file {dist} does not exist. Fix data.archive_path, or leave it unset to download {archive.requirement}.")
