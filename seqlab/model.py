@@ -275,7 +275,9 @@ class SeqModel(L.LightningModule):
         prefixes = ["encoder."] + [f"{kind}.{name}." for name in same for kind in ("inputs", "heads")]
         mine = self.state_dict()
         chosen = {k: v for k, v in weights.items() if any(k.startswith(p) for p in prefixes)}
-        wrong = [f"{k} {tuple(v.shape)} vs {tuple(mine[k].shape)}" for k, v in chosen.items() if k not in mine or mine[k].shape != v.shape]
+        wrong = [f"{k} {tuple(v.shape)} vs {tuple(mine[k].shape)}" for k, v in chosen.items() if k in mine and mine[k].shape != v.shape]
+        wrong += [f"{k} only in the checkpoint" for k in chosen if k not in mine]
+        wrong += [f"{k} only in this model" for k in mine if any(k.startswith(p) for p in prefixes) and k not in chosen]
         if not any(k.startswith("encoder.") for k in chosen) or wrong:
             raise SeqlabError(
                 f"The backbone in {path} does not fit this model ({'; '.join(wrong[:3]) or 'no encoder weights'}). "

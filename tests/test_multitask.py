@@ -21,6 +21,8 @@ from lightning.fabric.utilities.data import _set_sampler_epoch
 from seqlab.cli import main
 from seqlab.data.base import BucketBatchSampler
 from seqlab.data.multitask import TaskMixer
+from seqlab.errors import SeqlabError
+from seqlab.model import SeqModel
 
 from .conftest import ROOT, make_reviews
 
@@ -214,6 +216,15 @@ def test_backbone_from_copies_the_encoder_and_freezing_keeps_it(tmp_path, capsys
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", str(new), "--trainer.max_epochs=1", f"--model.backbone_from={ckpt}", "--model.hidden_size=8"])
     assert exit_info.value.code == 2 and "does not fit this model" in capsys.readouterr().err
+    for change in ({"num_layers": 2}, {"pooling": "attention"}):  # a model with more encoder weights is not filled half
+        hparams = {k: v for k, v in cli2.model.hparams.items() if not k.startswith("_")}
+        model = SeqModel(**{**hparams, **change, "backbone_from": None})
+        with pytest.raises(SeqlabError, match=r"does not fit this model \(encoder\.\S+ only in this model"):
+            model.load_backbone(ckpt)
+    donor = {"state_dict": model.state_dict(), "hyper_parameters": {"specs": hparams["specs"]}, "pytorch-lightning_version": L.__version__}
+    torch.save(donor, tmp_path / "attention.ckpt")  # and the other way round: a checkpoint with weights this model lacks
+    with pytest.raises(SeqlabError, match=r"encoder\.\S+ only in the checkpoint"):
+        cli2.model.load_backbone(str(tmp_path / "attention.ckpt"))
 
 
 def test_bf16_mixed_trains_and_agrees_with_float32(tmp_path):

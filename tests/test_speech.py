@@ -268,6 +268,18 @@ def test_hub_source_offline_fails_fast_naming_an_offline_source(tmp_path, monkey
         SpeechDataModule(source="hub", cache_dir=str(tmp_path / "c")).ensure_preprocessing()
 
 
+def test_hub_source_without_a_test_split_holds_out_a_test_size_share(tmp_path, monkeypatch):
+    import pandas as pd
+
+    import seqlab.data.speech as speech
+
+    rows = [{"audio": {"array": tone(300.0 if i % 2 else 2000.0, 0.1), "sampling_rate": 16000}, "label": i % 2} for i in range(40)]
+    monkeypatch.setattr(speech, "load_hub_table", lambda *args: pd.DataFrame(rows))  # a hub dataset with one (train) split
+    dm = SpeechDataModule(source="hub", hub_id="someone/tones", test_size=0.25, val_size=0.2, cache_dir=str(tmp_path / "c"))
+    dm.setup("fit")
+    assert {k: len(v) for k, v in dm.splits.items()} == {"train": 24, "val": 6, "test": 10}  # stratified: 5 and 3 of each class
+
+
 # -- frame files -----------------------------------------------------------------------------------
 def ragged(n: int = 40, f: int = 3, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
     """Sequences whose class sets the sign of their mean."""

@@ -428,7 +428,8 @@ class SpeechDataModule(SeqDataModule):
 
         key = {"audio": settings.to_dict(), "hub": self.hub_id, "config": self.hub_config, "rows": len(df)}
         arrays = cached_features(key, lambda: [decode(c, i) for i, c in enumerate(df[self.audio_column])], self.cache_dir)
-        return arrays, df[self.label_column].tolist(), df["split"].to_numpy()
+        split = df["split"].to_numpy() if "split" in df.columns else None  # no test split on the hub: a test_size share
+        return arrays, df[self.label_column].tolist(), split
 
     def _split_table(self) -> dict[str, Any]:
         arrays, raw_labels, split = self._records()
