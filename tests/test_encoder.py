@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seqlab.errors import SeqlabError
-from seqlab.nn import LSTMEncoder, SequenceClassificationHead
+from seqlab.nn import LSTMEncoder, ReferenceLSTM, SequenceClassificationHead
 
 POOLINGS = ["last", "mean", "max", "attention"]
 
@@ -63,6 +63,9 @@ def test_bad_lengths_are_refused_by_name(lengths, message):
     for pooling in ("last", "mean"):
         with pytest.raises(ValueError, match=message):
             encoder(pooling, True, feature_dim=3)(torch.randn(2, 5, 3, dtype=torch.float64), lengths)
+    for bidirectional in (False, True):  # the reference LSTM on its own checks them too
+        with pytest.raises(ValueError, match=message):
+            ReferenceLSTM(3, 4, bidirectional=bidirectional, batch_first=True)(torch.randn(2, 5, 3), lengths=lengths)
 
 
 def test_lengths_may_be_a_list():

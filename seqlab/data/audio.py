@@ -256,7 +256,7 @@ def read_wav(source: str | Path | bytes, name: str | None = None) -> tuple[np.nd
 
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int, width: int = 2) -> None:
-    """Write float samples in [-1, 1] ((N,) or (N, channels)) as integer PCM (used by tests and tools)."""
+    """Write float samples in [-1, 1] ((N,) or (N, channels)) as integer PCM (used by tests)."""
     x = np.asarray(samples, dtype=np.float64)
     x = x[:, None] if x.ndim == 1 else x
     scale = float(1 << (8 * width - 1))

@@ -10,14 +10,14 @@ Bad settings and inputs raise ``SeqlabError``, a ``ValueError``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from seqlab.errors import SeqlabError
-from seqlab.nn.lstm import reverse_padded, run_reference_layer
+from seqlab.nn.lstm import check_lengths, reverse_padded, run_reference_layer
 
 Pooling = Literal["last", "mean", "max", "attention"]
 POOLINGS = ("last", "mean", "max", "attention")
@@ -27,28 +27,6 @@ IMPLS = ("fast", "reference")
 def lengths_mask(lengths: Tensor, T: int) -> Tensor:
     """(B,) lengths -> (B, T) bool mask, True on real steps."""
     return torch.arange(T, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
-
-
-def check_lengths(lengths: Any, B: int, T: int, device: torch.device) -> Tensor:
-    """(B,) sequence lengths as a long tensor on ``device`` (all T when ``None``), each checked to
-    lie in 1..T: an empty sequence has nothing to pool, and a length past T reads other memory."""
-    if lengths is None:
-        return torch.full((B,), T, dtype=torch.long, device=device)
-    lengths = torch.as_tensor(lengths)  # on its own device until checked
-    if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
-        raise SeqlabError(f"lengths must be integers (a long tensor), not {lengths.dtype}.")
-    if lengths.shape != (B,):
-        raise SeqlabError(f"lengths must hold one length per sequence, shape ({B},); got shape {tuple(lengths.shape)}.")
-    # Values are checked where that costs no wait on an accelerator (lengths on the CPU, as a
-    # DataLoader gives them, even for a model on a GPU); a traced graph keeps no Python check.
-    if B and lengths.device.type == "cpu" and not torch.jit.is_tracing():
-        low, high = (int(v) for v in torch.aminmax(lengths))
-        if low < 1 or high > T:
-            raise SeqlabError(
-                f"Each length must be between 1 and the batch's padded length {T}; got lengths from {low} to {high}. "
-                "Drop empty sequences, and pad the batch to its longest sequence."
-            )
-    return lengths.to(device=device, dtype=torch.long)
 
 
 def make_input_layer(input_size: int, vocab_size: int | None = None, feature_dim: int | None = None, padding_idx: int = 0) -> nn.Module:
@@ -234,7 +212,7 @@ class LSTMEncoder(nn.Module):
     def _chunked(self, x: Tensor, lengths: Tensor | None, input_layer: nn.Module | None) -> Tensor:
         """Long sequences in bounded memory. Every sequence is cut into chunks of ``chunk_size``
         steps; chunks are encoded (a convolutional front end too) and pooled on their own, ``chunk_batch`` chunks at a time (under
-        activation checkpointing when training), and each sequence's chunk summaries are combined
+        activation checkpointing whenever gradients are enabled: training, and attributions), and each sequence's chunk summaries are combined
         (max, or length-weighted mean). Peak memory depends on chunk_size * chunk_batch, not on
         the sequence length.
         """

@@ -15,7 +15,7 @@ weights of one load into the other with ``load_state_dict``.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -104,6 +104,28 @@ def run_reference_layer(
     return torch.stack(outputs, dim=1), (h, c), gates
 
 
+
+def check_lengths(lengths: Any, B: int, T: int, device: torch.device) -> Tensor:
+    """(B,) sequence lengths as a long tensor on ``device`` (all T when ``None``), each checked to
+    lie in 1..T: an empty sequence has nothing to pool, and a length past T reads other memory."""
+    if lengths is None:
+        return torch.full((B,), T, dtype=torch.long, device=device)
+    lengths = torch.as_tensor(lengths)  # on its own device until checked
+    if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
+        raise SeqlabError(f"lengths must be integers (a long tensor), not {lengths.dtype}.")
+    if lengths.shape != (B,):
+        raise SeqlabError(f"lengths must hold one length per sequence, shape ({B},); got shape {tuple(lengths.shape)}.")
+    # Values are checked where that costs no wait on an accelerator (lengths on the CPU, as a
+    # DataLoader gives them, even for a model on a GPU); a traced graph keeps no Python check.
+    if B and lengths.device.type == "cpu" and not torch.jit.is_tracing():
+        low, high = (int(v) for v in torch.aminmax(lengths))
+        if low < 1 or high > T:
+            raise SeqlabError(
+                f"Each length must be between 1 and the batch's padded length {T}; got lengths from {low} to {high}. "
+                "Drop empty sequences, and pad the batch to its longest sequence."
+            )
+    return lengths.to(device=device, dtype=torch.long)
+
 class ReferenceLSTM(nn.Module):
     """A readable drop-in for ``torch.nn.LSTM`` built on :func:`lstm_cell`.
 
@@ -172,6 +194,8 @@ class ReferenceLSTM(nn.Module):
             raise SeqlabError(f"ReferenceLSTM takes (B, T, I), (T, B, I) or (T, I) input, not shape {tuple(x.shape)}.")
         if not self.batch_first:
             x = x.transpose(0, 1)  # (B, T, I)
+        if lengths is not None:
+            lengths = check_lengths(lengths, *x.shape[:2], x.device)
         h_n, c_n, all_gates = [], [], {}
         for layer in range(self.num_layers):
             outs = []
