@@ -169,7 +169,7 @@ def test_backbone_import_is_light():
     assert out.strip() == "[]"
 
 
-def test_readme_plain_torch_example_runs():
+def test_readme_plain_torch_example_runs_with_torch_alone():
     import re
     from pathlib import Path
 
@@ -179,6 +179,12 @@ def test_readme_plain_torch_example_runs():
     exec(compile(code, "README.md", "exec"), scope)
     assert scope["encoder"](scope["x"], scope["lengths"]).shape == (8, 128)
     assert torch.isfinite(scope["loss"])
+    assert all((scope["x"][i, n:] == 0).all() and (scope["x"][i, :n] > 0).all() for i, n in enumerate(scope["lengths"]))
+    # as after `pip install --no-deps`: none of the training stack can be imported
+    blocked = ("lightning", "pytorch_lightning", "torchmetrics", "wandb", "datasets", "pandas", "matplotlib", "jsonargparse")
+    guard = f"import sys; sys.modules.update(dict.fromkeys({blocked!r}))\n"
+    done = subprocess.run([sys.executable, "-c", guard + code + "\nprint(float(loss) > 0)"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]
 
 
 @pytest.mark.parametrize("pooling", ["max", "mean"])
@@ -275,3 +281,27 @@ def test_chunks_keep_their_learned_positions(pooling):
         torch.testing.assert_close(got[b], want)
     with pytest.raises(SeqlabError, match="A sequence of 13 steps is longer than the 12 learned positions"):
         enc(torch.ones(1, 13, dtype=torch.long), None, input_layer=layer)
+
+
+def test_inputs_and_sizes_of_the_wrong_kind_are_refused_by_name():
+    enc = LSTMEncoder(8, hidden_size=4, vocab_size=20)
+    for x, message in [
+        (torch.randint(1, 20, (7,)), r"takes a batch, \(B, T\) token ids or \(B, T, F\) features; got shape \(7,\).*unsqueeze\(0\)"),
+        (torch.zeros(3, 0, dtype=torch.long), "The batch has 0 steps"),
+    ]:
+        with pytest.raises(SeqlabError, match=message):
+            enc(x)
+    with pytest.raises(SeqlabError, match=r"\(B, T, D\) outputs to pool; got shape \(5, 8\)"):
+        enc.pool(torch.randn(5, 8), None)
+    for size in ({"num_layers": 0}, {"chunk_size": 0}, {"chunk_batch": 0}, {"hidden_size": -1}):
+        with pytest.raises(SeqlabError, match=rf"sizes must be at least 1.*got \{{'{next(iter(size))}'"):
+            LSTMEncoder(8, pooling="max", **size)
+
+
+@pytest.mark.filterwarnings("ignore:The tensor attributes:UserWarning")  # torch's note on nn.LSTM's flat weights
+def test_torch_export_with_lengths_gives_the_eager_outputs():
+    torch.manual_seed(0)
+    enc = LSTMEncoder(3, hidden_size=4, feature_dim=3, pooling="mean").eval()
+    x, lengths = torch.randn(2, 5, 3), torch.tensor([5, 3])
+    program = torch.export.export(enc, (x, lengths))  # the value check on lengths stays out of the graph
+    torch.testing.assert_close(program.module()(x, lengths), enc(x, lengths))

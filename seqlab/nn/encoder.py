@@ -68,6 +68,15 @@ class WithPositions(nn.Module):
             )
 
 
+def batch_dims(x: Tensor, outputs: bool = False) -> tuple[int, int]:
+    """(B, T) of an input batch, (B, T) token ids or (B, T, F) features, or with ``outputs`` of
+    (B, T, D) outputs to pool; another rank is a clear error."""
+    takes = "(B, T, D) outputs to pool" if outputs else "(B, T) token ids or (B, T, F) features"
+    if x.dim() not in ((3,) if outputs else (2, 3)):
+        raise SeqlabError(f"LSTMEncoder takes a batch, {takes}; got shape {tuple(x.shape)}. For one sequence add a batch dimension: x.unsqueeze(0).")
+    return x.shape[0], x.shape[1]
+
+
 class LSTMEncoder(nn.Module):
     """Embeds or projects a padded batch, runs a (bi)LSTM stack and pools it to (B, output_size).
 
@@ -108,6 +117,10 @@ class LSTMEncoder(nn.Module):
             raise SeqlabError(f"chunk_size works with max or mean pooling (they combine over chunks), not {pooling!r}.")
         if impl not in IMPLS:
             raise SeqlabError(f"Unknown impl {impl!r}; choose one of {', '.join(IMPLS)}.")
+        sizes = {"input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers, "chunk_batch": chunk_batch}
+        small = {k: v for k, v in {**sizes, "chunk_size": 1 if chunk_size is None else chunk_size}.items() if v < 1}
+        if small:
+            raise SeqlabError(f"LSTMEncoder sizes must be at least 1 (chunk_size: or None for whole sequences); got {small}.")
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.bidirectional = bidirectional
@@ -160,7 +173,7 @@ class LSTMEncoder(nn.Module):
         Outputs at padded steps are not meaningful; pool with ``lengths``. ``input_layer``
         replaces the encoder's own input layer (a multi-task model keeps one per task).
         """
-        return self._encode(x, check_lengths(lengths, *x.shape[:2], x.device), input_layer)
+        return self._encode(x, check_lengths(lengths, *batch_dims(x), x.device), input_layer)
 
     def _encode(self, x: Tensor, lengths: Tensor, input_layer: nn.Module | None, start: Tensor | None = None) -> Tensor:
         """``encode`` with lengths already checked (check_lengths); ``start`` (B,) places chunks
@@ -183,7 +196,7 @@ class LSTMEncoder(nn.Module):
 
     def pool(self, out: Tensor, lengths: Tensor | None) -> Tensor:
         """(B, T, D) outputs -> (B, D), looking only at real steps."""
-        return self._pool(out, check_lengths(lengths, *out.shape[:2], out.device))
+        return self._pool(out, check_lengths(lengths, *batch_dims(out, outputs=True), out.device))
 
     def _pool(self, out: Tensor, lengths: Tensor) -> Tensor:
         """``pool`` with lengths already checked (check_lengths)."""
@@ -203,10 +216,14 @@ class LSTMEncoder(nn.Module):
         return (scores.softmax(1) * out).sum(1)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, input_layer: nn.Module | None = None) -> Tensor:
-        """x: (B, T) token ids or (B, T, F) features, lengths (B,) -> (B, output_size)."""
+        """x: (B, T) token ids or (B, T, F) features, lengths (B,) -> (B, output_size).
+
+        ``lengths`` are the real steps of each right-padded sequence, each in 1..T (``None``: all
+        T); anything else is a ``SeqlabError``, as is an input of another rank."""
+        batch_dims(x)
         if self.chunk_size is not None and x.size(1) > self.chunk_size and x.size(0):  # (an empty batch has no chunks)
             return self._chunked(x, lengths, input_layer)
-        lengths = check_lengths(lengths, *x.shape[:2], x.device)  # once for both steps
+        lengths = check_lengths(lengths, *batch_dims(x), x.device)  # once for both steps
         return self._pool(self._encode(x, lengths, input_layer), lengths)
 
     def _chunked(self, x: Tensor, lengths: Tensor | None, input_layer: nn.Module | None) -> Tensor:

@@ -104,11 +104,12 @@ def run_reference_layer(
     return torch.stack(outputs, dim=1), (h, c), gates
 
 
-
 def check_lengths(lengths: Any, B: int, T: int, device: torch.device) -> Tensor:
     """(B,) sequence lengths as a long tensor on ``device`` (all T when ``None``), each checked to
     lie in 1..T: an empty sequence has nothing to pool, and a length past T reads other memory."""
     if lengths is None:
+        if B and not T:
+            raise SeqlabError("The batch has 0 steps: every sequence needs at least one (drop empty sequences).")
         return torch.full((B,), T, dtype=torch.long, device=device)
     lengths = torch.as_tensor(lengths)  # on its own device until checked
     if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
@@ -116,8 +117,8 @@ def check_lengths(lengths: Any, B: int, T: int, device: torch.device) -> Tensor:
     if lengths.shape != (B,):
         raise SeqlabError(f"lengths must hold one length per sequence, shape ({B},); got shape {tuple(lengths.shape)}.")
     # Values are checked where that costs no wait on an accelerator (lengths on the CPU, as a
-    # DataLoader gives them, even for a model on a GPU); a traced graph keeps no Python check.
-    if B and lengths.device.type == "cpu" and not torch.jit.is_tracing():
+    # DataLoader gives them, even for a model on a GPU); a traced or exported graph keeps no Python check.
+    if B and lengths.device.type == "cpu" and not torch.jit.is_tracing() and not torch.compiler.is_compiling():
         low, high = (int(v) for v in torch.aminmax(lengths))
         if low < 1 or high > T:
             raise SeqlabError(
@@ -125,6 +126,7 @@ def check_lengths(lengths: Any, B: int, T: int, device: torch.device) -> Tensor:
                 "Drop empty sequences, and pad the batch to its longest sequence."
             )
     return lengths.to(device=device, dtype=torch.long)
+
 
 class ReferenceLSTM(nn.Module):
     """A readable drop-in for ``torch.nn.LSTM`` built on :func:`lstm_cell`.
