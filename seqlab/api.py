@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from seqlab.checkpoints import read_checkpoint, task_states
-from seqlab.errors import SeqlabError
+from seqlab.errors import SeqlabError, first_line
 
 
 def same_data(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -48,6 +48,10 @@ class Predictor:
         if not self.paths:
             raise SeqlabError("seqlab.load needs a checkpoint path (or a list of them for an ensemble).")
         self.path = self.paths[0]
+        try:
+            torch.empty(0, device=device)
+        except (RuntimeError, AssertionError, NotImplementedError) as err:  # a mistyped device, or one this machine lacks
+            raise SeqlabError(f"seqlab.load cannot use device={device!r} here ({first_line(err)}). Use device='cpu'.") from None
         states = [task_states(read_checkpoint(p)) for p in self.paths]  # each a seqlab checkpoint, or a clear error
         self.states = states[0]
         self.models = [SeqModel.load_from_checkpoint(p, map_location=device).eval() for p in self.paths]
@@ -122,6 +126,8 @@ class Predictor:
     @torch.no_grad()
     def _probabilities(self, inputs: Any, task: str, batch_size: int) -> tuple[torch.Tensor, list[dict[str, Any]]]:
         """(N, C) probabilities, and where each input came from (activity windows, WAV files; else [])."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise SeqlabError(f"batch_size must be a whole number of at least 1; got {batch_size!r}.")
         module, dataset = self._dataset(task, inputs)
         collate = module.collate("predict")
         out = torch.empty(len(dataset), len(self.labels(task)))

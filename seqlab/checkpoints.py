@@ -28,12 +28,32 @@ def check_checkpoint_file(path: str | Path, option: str) -> Path:
     return path
 
 
+def exported(path: Path) -> str | None:
+    """'TorchScript' or 'ONNX' for a file ``seqlab export`` wrote, else None."""
+    import zipfile
+
+    if path.suffix == ".onnx":
+        return "ONNX"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            if any(name.endswith("extra/seqlab.json") for name in archive.namelist()):
+                return "TorchScript"
+    return None
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint's plain contents, with a clear error when the file is missing or unreadable."""
     path = check_checkpoint_file(path, "the path")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
+        kind = exported(path)
+        if kind:
+            runner = "torch.jit.load" if kind == "TorchScript" else "onnxruntime"
+            raise SeqlabError(
+                f"{path} is a {kind} model written by `seqlab export`, not a checkpoint: run it with {runner} "
+                "(README: Export), or give the .ckpt it was exported from."
+            ) from None
         raise SeqlabError(
             f"Checkpoint {path} could not be read ({first_line(err)}). It is not a seqlab/Lightning checkpoint or it is damaged."
         ) from err

@@ -48,6 +48,11 @@ def test_load_predict_matches_the_cli_for_every_task(tmp_path):
         model.predict(["ACGT"])
     with pytest.raises(SeqlabError, match="nothing to encode"):
         model.encode([], task="reviews")
+    for size in (0, 2.5, True):
+        with pytest.raises(SeqlabError, match=rf"batch_size must be a whole number of at least 1; got {size!r}"):
+            model.predict(inputs["reviews"], task="reviews", batch_size=size)
+    with pytest.raises(SeqlabError, match=r"cannot use device='gpu' here \(RuntimeError: Expected one of cpu.*Use device='cpu'"):
+        seqlab.load(best, device="gpu")
     assert model.encode(inputs["dna"], task="dna")[1].tolist() == [12, 12, 10]  # cut to the last 12 bases, as trained
 
     # An ensemble: another checkpoint of the same config (heads scaled) averages with the first.

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+import seqlab
 from seqlab.cli import main
 from seqlab.data.text import encode
+from seqlab.errors import SeqlabError
 from seqlab.export import export_task
 from seqlab.model import SeqModel
 
@@ -123,6 +125,9 @@ def test_export_command_onnx_and_torchscript_on_encoded_reviews(trained, tmp_pat
     files = {"seqlab.json": ""}
     torch.jit.load(str(ts_path), _extra_files=files)
     assert json.loads(files["seqlab.json"])["labels"] == ["negative", "positive"]
+    for path, kind, runner in [(ts_path, "TorchScript", "torch.jit.load"), (onnx_path, "ONNX", "onnxruntime")]:
+        with pytest.raises(SeqlabError, match=rf"is a {kind} model written by `seqlab export`, not a checkpoint: run it with {runner}"):
+            seqlab.load(path)  # an export given where a checkpoint belongs
 
 
 def test_export_command_user_errors_exit_2_with_one_paragraph(trained, tmp_path, capsys):

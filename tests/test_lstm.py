@@ -78,6 +78,10 @@ def test_reference_takes_one_unbatched_sequence_like_nn_lstm(bf):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
     with pytest.raises(ValueError, match="not shape"):
         mine(torch.randn(2, 3, 4, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"ReferenceLSTM\(input_size=3\) got inputs of 5 features"):
+        mine(torch.randn(6, 5, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"must each have shape \(4, 1, 4\) \(layers \* directions, batch, hidden\); got \[\(2, 1, 4\)"):
+        mine(x, (hx[0][:2], hx[1][:2]))
 
 
 def test_cell_follows_the_gate_equations():

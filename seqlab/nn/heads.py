@@ -19,6 +19,7 @@ class SequenceClassificationHead(nn.Module):
         self.linear = nn.Linear(in_features, num_classes)
 
     def forward(self, pooled: Tensor) -> Tensor:
+        """(B, in_features) pooled features, e.g. ``LSTMEncoder(...)(x, lengths)`` -> (B, num_classes) logits."""
         return self.linear(self.dropout(pooled))
 
 

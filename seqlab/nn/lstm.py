@@ -129,10 +129,12 @@ def check_lengths(lengths: Any, B: int, T: int, device: torch.device) -> Tensor:
 
 
 class ReferenceLSTM(nn.Module):
-    """A readable drop-in for ``torch.nn.LSTM`` built on :func:`lstm_cell`.
+    """A readable stand-in for ``torch.nn.LSTM`` built on :func:`lstm_cell`.
 
-    Same constructor, parameter names and return values; ``forward`` also takes ``lengths``
-    (B,) for right-padded batches, with the semantics of a packed sequence.
+    The same core constructor arguments (not ``proj_size``, ``device`` or ``dtype``), parameter
+    names and return values, for tensor inputs (not a ``PackedSequence``); ``forward`` also takes
+    ``lengths`` (B,) for right-padded batches, with the semantics of a packed sequence: each in
+    1..T, else a ``SeqlabError``.
     """
 
     def __init__(
@@ -198,6 +200,11 @@ class ReferenceLSTM(nn.Module):
             x = x.transpose(0, 1)  # (B, T, I)
         if lengths is not None:
             lengths = check_lengths(lengths, *x.shape[:2], x.device)
+        if x.size(2) != self.input_size:
+            raise SeqlabError(f"ReferenceLSTM(input_size={self.input_size}) got inputs of {x.size(2)} features (shape {tuple(x.shape)}).")
+        want = (self.num_layers * (2 if self.bidirectional else 1), x.size(0), self.hidden_size)
+        if hx is not None and not all(tuple(t.shape) == want for t in hx):
+            raise SeqlabError(f"hx (h_0, c_0) must each have shape {want} (layers * directions, batch, hidden); got {[tuple(t.shape) for t in hx]}.")
         h_n, c_n, all_gates = [], [], {}
         for layer in range(self.num_layers):
             outs = []
