@@ -28,17 +28,24 @@ def check_checkpoint_file(path: str | Path, option: str) -> Path:
     return path
 
 
-def exported(path: Path) -> str | None:
-    """'TorchScript' or 'ONNX' for a file ``seqlab export`` wrote, else None."""
+def exported_model_error(path: str | Path) -> SeqlabError | None:
+    """For a TorchScript or ONNX file ``seqlab export`` wrote, given where a checkpoint belongs:
+    the error that says so; else None."""
     import zipfile
 
+    path, kind = Path(path), None
     if path.suffix == ".onnx":
-        return "ONNX"
-    if zipfile.is_zipfile(path):
+        kind, runner = "ONNX", "onnxruntime"
+    elif zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             if any(name.endswith("extra/seqlab.json") for name in archive.namelist()):
-                return "TorchScript"
-    return None
+                kind, runner = "TorchScript", "torch.jit.load"
+    if kind is None:
+        return None
+    return SeqlabError(
+        f"{path} is a {kind} model written by `seqlab export`, not a checkpoint: run it with {runner} (README: Export), "
+        "or give the .ckpt it was exported from."
+    )
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -47,13 +54,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        kind = exported(path)
-        if kind:
-            runner = "torch.jit.load" if kind == "TorchScript" else "onnxruntime"
-            raise SeqlabError(
-                f"{path} is a {kind} model written by `seqlab export`, not a checkpoint: run it with {runner} "
-                "(README: Export), or give the .ckpt it was exported from."
-            ) from None
+        exported = exported_model_error(path)
+        if exported is not None:
+            raise exported from None
         raise SeqlabError(
             f"Checkpoint {path} could not be read ({first_line(err)}). It is not a seqlab/Lightning checkpoint or it is damaged."
         ) from err

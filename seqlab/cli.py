@@ -13,7 +13,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
 from seqlab.callbacks import JsonlPredictionWriter
-from seqlab.checkpoints import check_checkpoint_file
+from seqlab.checkpoints import check_checkpoint_file, exported_model_error
 from seqlab.errors import SeqlabError, first_line
 from seqlab.model import SeqModel
 
@@ -151,11 +151,14 @@ class SeqlabCLI(LightningCLI):
         try:
             super()._parse_ckpt_path()
         except Exception as err:
+            exported = exported_model_error(config.ckpt_path) if Path(str(config.get("ckpt_path"))).is_file() else None
+            if exported is not None:
+                raise exported from None
             raise SeqlabError(
                 f"Checkpoint {config.get('ckpt_path')} could not be read ({first_line(err)}). It is not a seqlab/Lightning checkpoint "
                 "or it is damaged: give --ckpt_path a .ckpt file that a fit wrote."
             ) from err
-        model = (self.config[subcommand] if subcommand else self.config).get("model")
+        model = (self.config[subcommand] if subcommand else self.config).get("model")  # super() replaced self.config: read it afresh
         if model is None or not before:
             return
         for key in RUNTIME_KEYS:

@@ -136,9 +136,9 @@ class SeqModel(L.LightningModule):
                 positions = position_embedding.get(name, 0) if isinstance(position_embedding, dict) else position_embedding
                 inputs[name] = WithPositions(layer, positions, embed_dim) if positions else layer
             encoder = LSTMEncoder(
-                embed_dim, hidden_size, num_layers, bidirectional, dropout, input_dropout, pooling, impl,
-                chunk_size=chunk_size, chunk_batch=chunk_batch, float32_lstm=float32_lstm,
-                conv_kernel=conv_kernel, conv_layers=conv_layers,
+                embed_dim, hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
+                input_dropout=input_dropout, pooling=pooling, impl=impl, chunk_size=chunk_size, chunk_batch=chunk_batch,
+                float32_lstm=float32_lstm, conv_kernel=conv_kernel, conv_layers=conv_layers,
             )  # fmt: skip
             heads = nn.ModuleDict({name: make_head(s.task_type, encoder.output_size, s.num_classes, head_dropout) for name, s in self.specs.items()})
             return nn.ModuleDict({"inputs": inputs, "encoder": encoder, "heads": heads})

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from seqlab.errors import SeqlabError
+
 InputKind = Literal["tokens", "features"]
 TaskType = Literal["binary", "multiclass"]
 
@@ -20,7 +22,18 @@ class TaskSpec:
     labels: list[str] = field(default_factory=list)
     vocab_size: int | None = None
     feature_dim: int | None = None
-    padding_idx: int = 0
+    padding_idx: int = 0  # seqlab's batches pad with 0; kept as a field for the specs checkpoints hold
+
+    def __post_init__(self) -> None:
+        sizes = {"tokens": ("vocab_size", "feature_dim"), "features": ("feature_dim", "vocab_size")}
+        if self.input not in sizes:
+            raise SeqlabError(f"Task {self.name!r}: input must be 'tokens' or 'features', not {self.input!r}.")
+        needed, other = sizes[self.input]
+        given = {key: getattr(self, key) for key in (needed, other)}
+        if given[needed] is None or given[other] is not None:
+            raise SeqlabError(f"Task {self.name!r}: {self.input} input needs {needed} and no {other}; got {given}.")
+        if self.padding_idx != 0:
+            raise SeqlabError(f"Task {self.name!r}: padding_idx must be 0, the id seqlab's batches pad with; got {self.padding_idx}.")
 
     @property
     def num_classes(self) -> int:

@@ -386,6 +386,28 @@ def test_a_hub_dataset_without_a_test_split_gets_a_seeded_one(monkeypatch):
         assert ("split" in df.columns) == has_column and len(df) == 4 * len(splits)
 
 
+def test_an_unreachable_hub_goes_offline_for_that_load_only(monkeypatch):
+    import datasets
+
+    import seqlab.data.base as base
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(base, "hub_reachable", lambda: False)
+    seen = []
+
+    def load_dataset(*args, **kwargs):
+        seen.append((os.environ.get("HF_HUB_OFFLINE"), os.environ.get("HF_DATASETS_OFFLINE"), datasets.config.HF_HUB_OFFLINE))
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    with pytest.raises(SeqlabError, match="Could not load someone/reviews"):
+        base.load_hub_table("someone/reviews", None, "label", None, "")
+    assert seen == [("1", "1", True)]  # no retries while loading
+    assert (os.environ.get("HF_HUB_OFFLINE"), os.environ["HF_DATASETS_OFFLINE"], datasets.config.HF_HUB_OFFLINE) == (None, "0", False)
+
+
 def test_a_writer_that_fails_leaves_the_previous_file_and_folder_whole(tmp_path):
     from seqlab.files import write_file, write_folder
 

@@ -103,7 +103,7 @@ def trained(tmp_path_factory) -> Path:
         return Path(cli.trainer.checkpoint_callback.best_model_path).resolve()
 
 
-def test_export_command_onnx_and_torchscript_on_encoded_reviews(trained, tmp_path):
+def test_export_command_onnx_and_torchscript_on_encoded_reviews(trained, tmp_path, capsys):
     onnx_path, ts_path = tmp_path / "out" / "imdb.onnx", tmp_path / "out" / "imdb.pt"
     main(["export", f"--ckpt_path={trained}", "--task=imdb", "--format=onnx", f"--output={onnx_path}"])
     main(["export", f"--ckpt_path={trained}", "--format", "torchscript", "--output", str(ts_path)])
@@ -128,6 +128,9 @@ def test_export_command_onnx_and_torchscript_on_encoded_reviews(trained, tmp_pat
     for path, kind, runner in [(ts_path, "TorchScript", "torch.jit.load"), (onnx_path, "ONNX", "onnxruntime")]:
         with pytest.raises(SeqlabError, match=rf"is a {kind} model written by `seqlab export`, not a checkpoint: run it with {runner}"):
             seqlab.load(path)  # an export given where a checkpoint belongs
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", *tiny_text_args(tmp_path / "none.csv"), f"--ckpt_path={ts_path}"])
+    assert exit_info.value.code == 2 and "is a TorchScript model written by `seqlab export`" in capsys.readouterr().err
 
 
 def test_export_command_user_errors_exit_2_with_one_paragraph(trained, tmp_path, capsys):

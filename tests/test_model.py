@@ -138,3 +138,16 @@ def test_the_logged_gradient_norm_leaves_out_gradients_the_step_drops():
     model.on_before_optimizer_step(None)
     applied = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
     assert logged["train/grad_norm"] == pytest.approx(float(applied.norm()), rel=1e-6)
+
+
+def test_a_task_spec_whose_input_and_sizes_disagree_is_refused():
+    from seqlab.spec import TaskSpec
+
+    for bad, says in [
+        ({"input": "tokens", "feature_dim": 3}, r"tokens input needs vocab_size and no feature_dim; got \{'vocab_size': None, 'feature_dim': 3\}"),
+        ({"input": "features", "feature_dim": 3, "vocab_size": 9}, "features input needs feature_dim and no vocab_size"),
+        ({"input": "frames", "feature_dim": 3}, "input must be 'tokens' or 'features', not 'frames'"),
+        ({"input": "tokens", "vocab_size": 9, "padding_idx": 1}, "padding_idx must be 0, the id seqlab's batches pad with; got 1"),
+    ]:
+        with pytest.raises(SeqlabError, match=rf"^Task 't': {says}"):
+            TaskSpec(name="t", task_type="binary", labels=["a", "b"], **bad)

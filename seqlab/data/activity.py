@@ -430,7 +430,7 @@ class ActivityDataModule(SeqDataModule):
         self.source, self.path, self.channels = source, path, channels
         self.label_column, self.subject_column, self.recording_column = label_column, subject_column, recording_column
         self.labels, self.include_transitions = labels, include_transitions
-        self.window, self.overlap, self.mixed, self.stack, self.split_by = window, overlap, mixed, stack, split_by
+        self.window, self.mixed, self.stack, self.split_by = window, mixed, stack, split_by  # overlap lives on as the strides
         self.test_subjects, self.val_subjects = _subject_list(test_subjects), _subject_list(val_subjects)
         self.test_size, self.val_size = test_size, val_size
         self.cache_dir, self.archive_path = cache_dir, archive_path
@@ -444,7 +444,7 @@ class ActivityDataModule(SeqDataModule):
         if self.source == "hapt":
             return self._hapt_recordings()
         if self.source == "basic_motions":
-            recs, names = [], None
+            recs = []
             data = load_ts_dataset("BasicMotions", self.cache_dir, self.archive_path)
             names = sorted({label for _, labels in data.values() for label in labels})
             for split, (cases, labels) in data.items():

@@ -444,14 +444,21 @@ def load_hub_table(hub_id: str, config: str | None, label_column: str, labels: l
     import pandas as pd
 
     offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
-    if not offline and not hub_reachable():
-        os.environ["HF_HUB_OFFLINE"] = "1"  # only a cached copy can work now; don't wait on retries
-        os.environ["HF_DATASETS_OFFLINE"] = "1"
+    before = {key: os.environ.get(key) for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}, datasets.config.HF_HUB_OFFLINE
+    if not offline and not hub_reachable():  # only a cached copy can work now; don't wait on retries
+        os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
         datasets.config.HF_HUB_OFFLINE = True
     try:
         loaded = datasets.load_dataset(hub_id, config)
     except Exception as err:
         raise SeqlabError(f"Could not load {hub_id} from the Hugging Face hub ({type(err).__name__}: {str(err)[:200]}). {offline_hint}") from err
+    finally:  # for this load only: a later one in the same process tries the hub again
+        for key, value in before[0].items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        datasets.config.HF_HUB_OFFLINE = before[1]
     frames, names = [], None
     for split in ("train", "test"):
         if split in loaded:

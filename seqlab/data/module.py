@@ -61,6 +61,7 @@ class SeqDataModule(L.LightningDataModule):
         if val_fold < 0:
             raise SeqlabError(f"data.val_fold counts validation shares from 0; got {val_fold}.")
         self.task_name = task_name
+        self.in_multitask = False  # set by a MultiTaskDataModule that holds this task
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size * 2
         self.bucket_pool = bucket_pool
@@ -180,7 +181,7 @@ class SeqDataModule(L.LightningDataModule):
     @property
     def alone(self) -> bool:
         """Whether this task is the whole run, not one task of a MultiTaskDataModule."""
-        return getattr(self.trainer.datamodule if self.trainer else None, "tasks", None) is None
+        return not self.in_multitask
 
     def _check_no_val_monitor(self) -> None:
         """Without a validation split, no callback may wait for this task's validation metrics."""

@@ -156,6 +156,7 @@ class MultiTaskDataModule(L.LightningDataModule):
             self._check_checkpoint_has_every_task(checkpoint, preprocessing_from)
         for name, module in tasks.items():
             module.task_name = name  # the key names the task
+            module.in_multitask = True
             if checkpoint is not None and not module.preprocessing_from:  # (a task with its own checkpoint reads that)
                 module.preprocessing = module.preprocessing_in(checkpoint, preprocessing_from)
         self.mixing, self.temperature, self.steps_per_epoch, self.seed = mixing, temperature, steps_per_epoch, seed
