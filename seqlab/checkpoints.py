@@ -51,12 +51,12 @@ def exported_model_error(path: str | Path) -> SeqlabError | None:
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint's plain contents, with a clear error when the file is missing or unreadable."""
     path = check_checkpoint_file(path, "the path")
+    exported = exported_model_error(path)
+    if exported is not None:
+        raise exported
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        exported = exported_model_error(path)
-        if exported is not None:
-            raise exported from None
         raise SeqlabError(
             f"Checkpoint {path} could not be read ({first_line(err)}). It is not a seqlab/Lightning checkpoint or it is damaged."
         ) from err

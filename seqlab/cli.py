@@ -221,8 +221,11 @@ def quiet_lightning_notices() -> None:
     advertisements (for its hosted logger and model registry), torch 2.13's deprecation of a
     pytree check inside Lightning 2.6 itself, and, in a distributed run, the advice to log the
     ``val/``/``test/`` metrics with ``sync_dist=True``: they are reduced over the processes before
-    they are logged (torchmetrics' ``compute``, the confusion counts' ``strategy.reduce``)."""
+    they are logged (torchmetrics' ``compute``, the confusion counts' ``strategy.reduce``). Also
+    its note that a ``list`` validation loader is empty: the empty list is how a DataModule with
+    ``data.val_size: 0`` says there is no validation split (an empty DataLoader still warns)."""
     warnings.filterwarnings("ignore", message=r".*LeafSpec", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")
     warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\('(val|test)/.*sync_dist=True")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)  # (added once: the same function)
 

@@ -371,8 +371,8 @@ def read_tsv(path: Path):
     import pandas as pd
 
     df = pd.read_csv(path, sep="\t")
-    cells = df.select_dtypes(include="object").stack()
-    merged = cells.map(lambda v: isinstance(v, str) and "\t" in v and "\n" in v).any() if len(cells) else False
+    texts = [df[c] for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]  # object or str columns, by pandas version
+    merged = any(column.map(lambda v: isinstance(v, str) and "\t" in v and "\n" in v).any() for column in texts)
     return pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE) if merged else df
 
 
