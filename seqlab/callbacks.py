@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -95,6 +96,9 @@ class ModelCheckpoint(_LightningModelCheckpoint):
         if trainer.fast_dev_run:  # a smoke test writes no checkpoint (Lightning 2.6 saves last.ckpt here regardless),
             return  # so it never becomes the newest last*.ckpt that --ckpt_path last resumes from
         super().on_train_end(trainer, pl_module)
+        written = {"best": self.best_model_path if self.monitor else "", "last": self.last_model_path or self.best_model_path}
+        if trainer.is_global_zero and any(written.values()):  # the names a second fit into the folder gives are -v1, -v2, ...
+            print("seqlab: checkpoints: " + ", ".join(f"{k} {v}" for k, v in written.items() if v), file=sys.stderr)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
@@ -371,9 +375,14 @@ class ConfigToWandb(L.Callback):
         logger.experiment.config.update({"cli": resolved}, allow_val_change=True)
 
 
+FIGURES_WRITTEN: dict[Path, None] = {}  # the PNGs this process wrote, in order: the CLI names them when a command ends
+
+
 def save_png(fig, path: Path) -> Path:
     """Write a matplotlib figure as PNG atomically (temporary file, then rename)."""
-    return write_file(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    written = write_file(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    FIGURES_WRITTEN[written] = None
+    return written
 
 
 class GateFigures(L.Callback):

@@ -103,15 +103,20 @@ class SeqlabArgumentParser(LightningArgumentParser):
         return super().error(message, ex)
 
 
+def dirpaths(config) -> list[Path]:
+    """The ``dirpath`` folders of the config's ModelCheckpoint callbacks."""
+    callbacks = (config.get("trainer") or {}).get("callbacks") or []
+    folders = [cb.init_args.get("dirpath") for cb in callbacks if "ModelCheckpoint" in str(cb.get("class_path"))]
+    return [Path(f).expanduser() for f in folders if f]
+
+
 def newest_last_checkpoint(config, required: bool = True) -> str | None:
     """``--ckpt_path last`` outside fit: the newest ``last*.ckpt`` in the ``dirpath`` of the
     config's ModelCheckpoint callbacks (as every shipped config sets one), found before the run so
     the checkpoint's vocabulary, statistics and model settings are read as for a path (a resumed
     fit too). None found is an error where ``required``: Lightning would warn and evaluate
     untrained weights."""
-    callbacks = (config.get("trainer") or {}).get("callbacks") or []
-    folders = [cb.init_args.get("dirpath") for cb in callbacks if "ModelCheckpoint" in str(cb.get("class_path"))]
-    folders = [Path(f).expanduser() for f in folders if f]
+    folders = dirpaths(config)
     found = [p for folder in folders if folder.is_dir() for p in folder.glob("last*.ckpt")]
     if not found and not required:
         return None
@@ -145,8 +150,11 @@ class SeqlabCLI(LightningCLI):
         if config.get("ckpt_path") == "last":  # a file: its preprocessing and model settings are read, as for a path
             if subcommand in ("validate", "test", "predict"):
                 config.ckpt_path = newest_last_checkpoint(config)
-            elif subcommand == "fit":  # (none yet: Lightning starts the fit afresh)
-                config.ckpt_path = newest_last_checkpoint(config, required=False) or "last"
+            elif subcommand == "fit":
+                found = newest_last_checkpoint(config, required=False)
+                if found is None and dirpaths(config):  # Lightning's own notice would advise save_last, which is set
+                    print(f"seqlab: no last*.ckpt in {', '.join(map(str, dirpaths(config)))} yet: the fit starts afresh.", file=sys.stderr)
+                config.ckpt_path = found or (None if dirpaths(config) else "last")  # no dirpath: Lightning's own search
         before = {k: v for k, v in vars(config.get("model") or {}).items() if k not in ("specs", "optimizer")}
         try:
             super()._parse_ckpt_path()
@@ -171,6 +179,8 @@ class SeqlabCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        if self.subcommand == "predict":  # predictions go to a file and no metric is logged: no empty W&B run
+            config.trainer.logger = False
         ckpt = config.get("ckpt_path")
         if ckpt and ckpt not in SPECIAL_CKPT:
             check_checkpoint_file(ckpt, "--ckpt_path")
@@ -230,6 +240,15 @@ def quiet_lightning_notices() -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)  # (added once: the same function)
 
 
+def name_figures() -> None:
+    """Say which PNG reports the command wrote (plots/, when W&B is off), once, at its end."""
+    from seqlab.callbacks import FIGURES_WRITTEN
+
+    if FIGURES_WRITTEN and rank_zero_only.rank == 0:
+        print(f"seqlab: figures: {', '.join(str(p) for p in FIGURES_WRITTEN)}", file=sys.stderr)
+    FIGURES_WRITTEN.clear()
+
+
 def main(args: list[str] | None = None) -> SeqlabCLI | None:
     """Entry point of ``seqlab`` and ``python -m seqlab``; user errors print one paragraph and exit 2."""
     argv = sys.argv[1:] if args is None else args
@@ -238,7 +257,7 @@ def main(args: list[str] | None = None) -> SeqlabCLI | None:
         if argv and argv[0] in TOOLS:
             return run_tool(argv[0], argv[1:])
         check_config_files(argv)
-        return SeqlabCLI(
+        cli = SeqlabCLI(
             SeqModel,
             L.LightningDataModule,
             subclass_mode_data=True,
@@ -248,6 +267,8 @@ def main(args: list[str] | None = None) -> SeqlabCLI | None:
             auto_configure_optimizers=False,
             args=args,
         )
+        name_figures()
+        return cli
     except (SeqlabError, ValueError) as err:
         cause = err
         while cause is not None and not isinstance(cause, SeqlabError):

@@ -169,5 +169,5 @@ def main(args: list[str]) -> Path:
         "checkpoint": str(ns.ckpt_path),
     }
     export_task(model, task, ns.format, output, metadata, ns.opset)
-    print(f"seqlab: wrote {ns.format} model of task {task!r} to {output} (labels and preprocessing in {output.name}.json)")
+    print(f"seqlab: wrote {ns.format} model of task {task!r} to {output} (labels and preprocessing in {output}.json)")
     return output

@@ -48,9 +48,13 @@ class WandbLogger(_LightningWandbLogger):
         if self._wandb_init.get("anonymous") is None:  # wandb warns that this setting is deprecated whenever it is passed, None too
             self._wandb_init.pop("anonymous", None)
 
+    def log_metrics(self, metrics: Any, step: int | None = None) -> None:
+        self.logged = True
+        super().log_metrics(metrics, step)
+
     def finalize(self, status: str) -> None:
         super().finalize(status)
-        if self.mode == "offline" and self._experiment is not None:
+        if self.mode == "offline" and self._experiment is not None and getattr(self, "logged", False):  # (not for a run that holds nothing)
             run_dir = Path(self._experiment.dir).parent
             print(f"seqlab: the W&B run is saved offline in {run_dir}; upload it with: wandb sync {run_dir}", file=sys.stderr)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import lightning as L
@@ -122,9 +123,11 @@ def test_wandb_offline_run_holds_metrics_config_confusion_matrix_and_checkpoint(
     assert not (tmp_path / "runs" / "imdb" / "plots").exists()  # W&B active: no PNGs
 
 
-def test_without_wandb_png_confusion_matrix_and_training_curves(reviews_csv, tmp_path):
+def test_without_wandb_png_confusion_matrix_and_training_curves(reviews_csv, tmp_path, capsys):
     cli = main(["fit", *tiny_text_args(reviews_csv), "--trainer.max_epochs=2"])
     plots = tmp_path / "runs" / "imdb" / "plots"  # beside runs/imdb/checkpoints of configs/imdb.yaml
+    named = re.search(r"seqlab: figures: (.*)\n", capsys.readouterr().err).group(1).split(", ")  # the command names them, once
+    assert sorted(Path(p).name for p in named) == ["curves.png", "gates_imdb.png", "val_imdb_confusion.png"]
     for name in ("val_imdb_confusion.png", "curves.png"):
         data = (plots / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 5000, name

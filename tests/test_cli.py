@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -131,7 +132,10 @@ def test_a_save_cut_short_leaves_the_previous_checkpoint_whole(reviews_csv, monk
 
 
 def test_resume_from_last_checkpoint(reviews_csv, capsys):
-    first = fit_tiny(reviews_csv, "--trainer.max_epochs=1")
+    first = fit_tiny(reviews_csv, "--trainer.max_epochs=1", "--ckpt_path=last")  # nothing to resume yet
+    err = capsys.readouterr().err
+    assert "seqlab: no last*.ckpt in runs/imdb/checkpoints yet: the fit starts afresh." in err and "save_last" not in err
+    assert re.search(r"seqlab: checkpoints: best \S+best-epoch=0\.ckpt, last \S+last\.ckpt\n", err)  # the fit names what it wrote
     steps = first.trainer.global_step
     # Another hidden_size on the command line: the resumed model is the checkpoint's, and a line says so.
     resumed = fit_tiny(reviews_csv, "--trainer.max_epochs=2", "--ckpt_path=last", "--model.hidden_size=8")
@@ -322,13 +326,16 @@ def test_wandb_offline_run_is_written_and_readable(reviews_csv, tmp_path, monkey
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
     args = tiny_text_args(reviews_csv, "--trainer.max_epochs=2")
     args.remove("--trainer.logger=false")
-    main(["fit", *args, f"--trainer.logger.init_args.save_dir={tmp_path}/wb"])
+    cli = main(["fit", *args, f"--trainer.logger.init_args.save_dir={tmp_path}/wb"])
     err = capsys.readouterr().err
     assert "logs offline" in err and "wandb sync" in err
     import wandb
 
     wandb.finish()  # end the run as the end of a CLI process does
-    run_dir = next((tmp_path / "wb" / "wandb").glob("offline-run-*"))
+    predict = [*args, f"--ckpt_path={cli.trainer.checkpoint_callback.last_model_path}", "--data.predict_input=a fine film"]
+    main(["predict", *predict, f"--trainer.logger.init_args.save_dir={tmp_path}/wb", f"--prediction_writer.output_path={tmp_path}/p.jsonl"])
+    assert "wandb sync" not in capsys.readouterr().err  # predict logs nothing: no W&B run to upload
+    (run_dir,) = (tmp_path / "wb" / "wandb").glob("offline-run-*")
     run = read_offline_run(run_dir, wait=60)  # W&B's background process may still be writing it
     assert run["finished"], "the offline run's exit record was not written within 60 s"
     accs = [row["val/imdb/acc"] for row in run["history"] if "val/imdb/acc" in row]

@@ -25,7 +25,10 @@ from seqlab.spec import TaskSpec
 def check_validate_has_data(trainer: L.Trainer | None, has_val: bool, lack: str = "This config has no validation split") -> None:
     """``validate`` on data without a validation split stops with a message instead of running nothing."""
     if not has_val and trainer is not None and trainer.state.fn == "validate":
-        raise SeqlabError(f"{lack} (data.val_size: 0), so validate has nothing to run. Use test for the test split, or give data.val_size > 0.")
+        raise SeqlabError(
+            f"{lack} (data.val_size: 0), so validate has nothing to run. Use test for the test split "
+            "(a data.val_size > 0 now would validate on training cases this checkpoint learned from)."
+        )
 
 
 class SeqDataModule(L.LightningDataModule):
