@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -16,7 +15,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint as _LightningModelCheckpoint
 
-from seqlab.files import check_writable_file, write_file
+from seqlab.files import check_writable_file, sweep_orphans, write_file
 
 
 class JsonlPredictionWriter(L.Callback):
@@ -68,9 +67,11 @@ class ModelCheckpoint(_LightningModelCheckpoint):
       when a top-k checkpoint is written at the same step, so with ``save_top_k=1`` it stays a copy
       of the best once the monitored metric stops improving, and ``--ckpt_path last`` would resume
       from there.
-    - A checkpoint is written as ``<name>.partial`` in its own folder and renamed into place.
-      Lightning writes to a temporary file in the system's temp folder and moves it; where that is
-      another file system the move is a copy into the final name, which a crash can cut short.
+    - A checkpoint is written to a temporary file in its own folder and renamed into place
+      (``seqlab.files.write_file``); a killed writer's temporaries are removed when the next fit
+      starts saving there. Lightning writes to a temporary file in the system's temp folder and
+      moves it: a kill leaks that file, and where the temp folder is another file system the move
+      is a copy into the final name, which a crash can cut short.
     - ``fast_dev_run`` writes no checkpoint at all, as Lightning's message says.
     """
 
@@ -81,10 +82,12 @@ class ModelCheckpoint(_LightningModelCheckpoint):
 
         if not (isinstance(self._fs, LocalFileSystem) and one_file_saved_now(trainer)):  # object storage, async or sharded saving
             return super()._save_checkpoint(trainer, filepath)
-        partial = f"{filepath}.partial"
-        trainer.save_checkpoint(partial, self.save_weights_only)
+        checkpoint = trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only)  # what trainer.save_checkpoint saves
         if trainer.is_global_zero:
-            os.replace(partial, filepath)  # atomic within one folder: the old file or the whole new one
+            if not getattr(self, "_swept", False):  # a killed fit's temporaries, whatever checkpoint they were
+                sweep_orphans(Path(filepath), every_target=True)
+                self._swept = True
+            write_file(filepath, lambda tmp: torch.save(checkpoint, tmp))  # beside the target, then renamed: old or whole new
         trainer.strategy.barrier("seqlab_checkpoint_in_place")
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -55,18 +56,17 @@ def is_running(pid: int) -> bool:
     return True
 
 
-def sweep_orphans(path: Path) -> None:
-    """Remove the temporaries of ``path`` (``.<name>.<host>-<pid>.*``) whose writer ran on this
-    host and no longer runs: what a killed process left. Other hosts' (a shared file system) and
-    live writers' temporaries are left alone."""
-    prefix, host = f".{path.name}.", socket.gethostname().replace(".", "_")
+def sweep_orphans(path: Path, every_target: bool = False) -> None:
+    """Remove the temporaries of ``path`` (``.<name>.<host>-<pid>.*``), or with ``every_target``
+    those of any file in ``path``'s folder, whose writer ran on this host and no longer runs: what
+    a killed process left. Other hosts' (a shared file system) and live writers' are left alone."""
+    prefix, host = "." if every_target else f".{path.name}.", socket.gethostname().replace(".", "_")
+    tag = re.compile(rf"\.{re.escape(host)}-(\d+)\.")
     if not path.parent.is_dir():
         return
     for entry in path.parent.iterdir():
-        if not entry.name.startswith(prefix):
-            continue
-        tag_host, _, pid = entry.name[len(prefix) :].split(".", 1)[0].rpartition("-")
-        if tag_host == host and pid.isdigit() and int(pid) != os.getpid() and not is_running(int(pid)):
+        found = tag.search(entry.name, len(prefix) - 1) if entry.name.startswith(prefix) else None
+        if found and (every_target or found.start() == len(prefix) - 1) and int(found[1]) != os.getpid() and not is_running(int(found[1])):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 
@@ -116,19 +115,29 @@ def test_last_checkpoint_holds_the_last_epoch_when_the_metric_stops_improving(re
 
 
 def test_a_save_cut_short_leaves_the_previous_checkpoint_whole(reviews_csv, monkeypatch):
-    first = fit_tiny(reviews_csv, "--trainer.max_epochs=1")
-    last = Path(first.trainer.checkpoint_callback.dirpath) / "last.ckpt"
-    before = last.read_bytes()
+    from seqlab.files import writer_tag
 
-    def cut_short(trainer, filepath, weights_only=False, storage_options=None):
-        Path(filepath).write_bytes(before[:100])  # what a copy interrupted half-way leaves at its target
+    first = fit_tiny(reviews_csv, "--trainer.max_epochs=1")
+    folder = Path(first.trainer.checkpoint_callback.dirpath)
+    last = folder / "last.ckpt"
+    before, files = last.read_bytes(), sorted(p.name for p in folder.iterdir())
+
+    def cut_short(obj, f, *args, **kwargs):
+        Path(f).write_bytes(before[:100])  # what a save interrupted half-way leaves
         raise RuntimeError("crash while saving")
 
-    monkeypatch.setattr(L.Trainer, "save_checkpoint", cut_short)
-    with pytest.raises(RuntimeError, match="crash while saving"):
-        fit_tiny(reviews_csv, "--trainer.max_epochs=2", "--ckpt_path=last")
-    assert last.read_bytes() == before  # the partial bytes went to last.ckpt.partial, never to last.ckpt
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "save", cut_short)
+        with pytest.raises(RuntimeError, match="crash while saving"):
+            fit_tiny(reviews_csv, "--trainer.max_epochs=2", "--ckpt_path=last")
+    assert last.read_bytes() == before  # the partial bytes went to a temporary beside it, never to last.ckpt
+    assert sorted(p.name for p in folder.iterdir()) == files  # and the temporary is gone
     assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == 0
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    orphan = folder / f".best-epoch=7.ckpt.{writer_tag().rsplit('-', 1)[0]}-{ended}.tmp"  # what a killed fit left
+    orphan.write_bytes(before[:100])
+    fit_tiny(reviews_csv, "--trainer.max_epochs=2", "--ckpt_path=last")
+    assert not orphan.exists() and not [p for p in folder.iterdir() if p.name.startswith(".")]
 
 
 def test_resume_from_last_checkpoint(reviews_csv, capsys):
