@@ -38,6 +38,12 @@ def check_writable_file(path: str | os.PathLike, option: str = "The output path"
             raise SeqlabError(f"{option} {path} lies under {parent}, which is a file, not a folder.")
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def writer_tag() -> str:
     """``host-pid`` of this process, as temporary names carry it (dots in the host name become _)."""
     return f"{socket.gethostname().replace('.', '_')}-{os.getpid()}"
@@ -98,6 +104,7 @@ def write_folder(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     sweep_orphans(path)
     prefix = f".{path.name}.{writer_tag()}."
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=prefix))
+    tmp.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would keep a shared cache from its other users
     old = None
     try:
         write(tmp)

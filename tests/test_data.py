@@ -450,6 +450,11 @@ def test_the_next_write_removes_temporaries_of_a_killed_writer_on_this_host_only
     write_folder(tmp_path / "key", lambda tmp: (tmp / "data.txt").write_text("whole\n"))
     write_file(tmp_path / "p.jsonl", lambda tmp: tmp.write_text("{}\n"))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["key", "p.jsonl", *kept])
+    old = os.umask(0o022)
+    try:  # a cache folder gets the permissions of any new folder (0755 here), not mkdtemp's private 0700
+        assert write_folder(tmp_path / "shared", lambda tmp: None).stat().st_mode & 0o777 == 0o755
+    finally:
+        os.umask(old)
 
 
 def test_labels_other_than_the_checkpoints_say_what_can_fix_it(tmp_path, reviews_csv):
