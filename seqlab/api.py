@@ -7,6 +7,7 @@ family code as ``python -m seqlab predict``, so both give the same probabilities
 
 from __future__ import annotations
 
+import operator
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -126,8 +127,13 @@ class Predictor:
     @torch.no_grad()
     def _probabilities(self, inputs: Any, task: str, batch_size: int) -> tuple[torch.Tensor, list[dict[str, Any]]]:
         """(N, C) probabilities, and where each input came from (activity windows, WAV files; else [])."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        try:  # an int, or a numpy integer; not a float or a bool
+            whole = None if isinstance(batch_size, (bool, np.bool_)) else operator.index(batch_size)
+        except TypeError:
+            whole = None
+        if whole is None or whole < 1:
             raise SeqlabError(f"batch_size must be a whole number of at least 1; got {batch_size!r}.")
+        batch_size = whole
         module, dataset = self._dataset(task, inputs)
         collate = module.collate("predict")
         out = torch.empty(len(dataset), len(self.labels(task)))

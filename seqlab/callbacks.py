@@ -50,14 +50,18 @@ class JsonlPredictionWriter(L.Callback):
 
 
 def one_file_saved_now(trainer: L.Trainer) -> bool:
-    """Whether ``trainer.save_checkpoint`` writes one file and returns when it is written: the plain
-    torch checkpoint IO (not an asynchronous one) under a strategy that does not shard the state."""
+    """Whether a checkpoint is what ``trainer.save_checkpoint`` would make of Lightning's own parts:
+    one file, written when the call returns. That is the plain torch checkpoint IO (not an
+    asynchronous one) under a strategy that does not shard the state, where neither the trainer's
+    nor the strategy's ``save_checkpoint`` is overridden; ``ModelCheckpoint`` then writes the same
+    dictionary itself, in place."""
     from lightning.pytorch.plugins.io import TorchCheckpointIO
-    from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy, SingleDeviceStrategy
+    from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy, SingleDeviceStrategy, Strategy
 
     strategy = trainer.strategy
     single = isinstance(strategy, (SingleDeviceStrategy, DDPStrategy)) and not isinstance(strategy, DeepSpeedStrategy)
-    return single and type(strategy.checkpoint_io) is TorchCheckpointIO
+    plain = type(strategy).save_checkpoint is Strategy.save_checkpoint and type(trainer).save_checkpoint is L.Trainer.save_checkpoint
+    return single and plain and type(strategy.checkpoint_io) is TorchCheckpointIO
 
 
 class ModelCheckpoint(_LightningModelCheckpoint):
@@ -99,7 +103,8 @@ class ModelCheckpoint(_LightningModelCheckpoint):
         if trainer.fast_dev_run:  # a smoke test writes no checkpoint (Lightning 2.6 saves last.ckpt here regardless),
             return  # so it never becomes the newest last*.ckpt that --ckpt_path last resumes from
         super().on_train_end(trainer, pl_module)
-        written = {"best": self.best_model_path if self.monitor else "", "last": self.last_model_path or self.best_model_path}
+        newest = "" if self.monitor else self.best_model_path  # without a metric, the top-k files are the newest epochs
+        written = {"best": self.best_model_path if self.monitor else "", "last": self.last_model_path or newest}
         if trainer.is_global_zero and any(written.values()):  # the names a second fit into the folder gives are -v1, -v2, ...
             print("seqlab: checkpoints: " + ", ".join(f"{k} {v}" for k, v in written.items() if v), file=sys.stderr)
 

@@ -37,9 +37,12 @@ def exported_model_error(path: str | Path) -> SeqlabError | None:
     if path.suffix == ".onnx":
         kind, runner = "ONNX", "onnxruntime"
     elif zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            if any(name.endswith("extra/seqlab.json") for name in archive.namelist()):
-                kind, runner = "TorchScript", "torch.jit.load"
+        try:
+            with zipfile.ZipFile(path) as archive:
+                if any(name.endswith("extra/seqlab.json") for name in archive.namelist()):
+                    kind, runner = "TorchScript", "torch.jit.load"
+        except (zipfile.BadZipFile, OSError):  # looks like a zip but is damaged: no export, the caller's error stands
+            return None
     if kind is None:
         return None
     return SeqlabError(

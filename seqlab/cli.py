@@ -152,7 +152,7 @@ class SeqlabCLI(LightningCLI):
                 config.ckpt_path = newest_last_checkpoint(config)
             elif subcommand == "fit":
                 found = newest_last_checkpoint(config, required=False)
-                if found is None and dirpaths(config):  # Lightning's own notice would advise save_last, which is set
+                if found is None and dirpaths(config) and rank_zero_only.rank == 0:  # Lightning's own notice would advise save_last, which is set
                     print(f"seqlab: no last*.ckpt in {', '.join(map(str, dirpaths(config)))} yet: the fit starts afresh.", file=sys.stderr)
                 config.ckpt_path = found or (None if dirpaths(config) else "last")  # no dirpath: Lightning's own search
         before = {k: v for k, v in vars(config.get("model") or {}).items() if k not in ("specs", "optimizer")}

@@ -2,8 +2,8 @@
 target's own folder, which is then renamed into place (``os.replace``, atomic on one file
 system). A crash leaves the previous version, never half a file. Temporary names carry the host
 and process id of their writer, so the next write to the same target removes those a killed
-process left behind (``sweep_orphans``). (Checkpoints do the same in
-``seqlab.callbacks.ModelCheckpoint``, through the trainer.)"""
+process left behind (``sweep_orphans``). (``seqlab.callbacks.ModelCheckpoint`` writes
+checkpoints with ``write_file`` too.)"""
 
 from __future__ import annotations
 
@@ -39,14 +39,33 @@ def check_writable_file(path: str | os.PathLike, option: str = "The output path"
 
 
 def current_umask() -> int:
-    mask = os.umask(0)
+    """This process's umask, read without changing it where ``/proc`` says it (``os.umask`` sets
+    it to read it, a moment in which another thread's new files would get the wrong mode)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
 
+def host_tag() -> str:
+    """This host's name as temporary names carry it (dots become _), with the id of the process-id
+    namespace where there is one: containers that share a host name do not share process ids."""
+    tag = socket.gethostname().replace(".", "_")
+    try:
+        return f"{tag}_ns{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return tag
+
+
 def writer_tag() -> str:
-    """``host-pid`` of this process, as temporary names carry it (dots in the host name become _)."""
-    return f"{socket.gethostname().replace('.', '_')}-{os.getpid()}"
+    """``<host>-<pid>`` of this process, as temporary names carry it (``host_tag``)."""
+    return f"{host_tag()}-{os.getpid()}"
 
 
 def is_running(pid: int) -> bool:
@@ -55,7 +74,7 @@ def is_running(pid: int) -> bool:
         return True
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # no such process (or no such process id at all)
         return False
     except (PermissionError, OSError):  # another user's process (or no way to tell): assume it runs
         return True
@@ -64,15 +83,19 @@ def is_running(pid: int) -> bool:
 
 def sweep_orphans(path: Path, every_target: bool = False) -> None:
     """Remove the temporaries of ``path`` (``.<name>.<host>-<pid>.*``), or with ``every_target``
-    those of any file in ``path``'s folder, whose writer ran on this host and no longer runs: what
-    a killed process left. Other hosts' (a shared file system) and live writers' are left alone."""
-    prefix, host = "." if every_target else f".{path.name}.", socket.gethostname().replace(".", "_")
-    tag = re.compile(rf"\.{re.escape(host)}-(\d+)\.")
+    those of any file in ``path``'s folder (``.<name>.<host>-<pid>.tmp``), whose writer ran on this
+    host and no longer runs: what a killed process left. Other hosts' (a shared file system) and
+    live writers' are left alone."""
+    host = re.escape(host_tag())
+    if every_target:
+        pattern = re.compile(rf"\..+\.{host}-(\d+)\.tmp", re.S)
+    else:
+        pattern = re.compile(rf"{re.escape(f'.{path.name}.')}{host}-(\d+)\..+", re.S)
     if not path.parent.is_dir():
         return
     for entry in path.parent.iterdir():
-        found = tag.search(entry.name, len(prefix) - 1) if entry.name.startswith(prefix) else None
-        if found and (every_target or found.start() == len(prefix) - 1) and int(found[1]) != os.getpid() and not is_running(int(found[1])):
+        found = pattern.fullmatch(entry.name)
+        if found and int(found[1]) != os.getpid() and not is_running(int(found[1])):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:

@@ -64,7 +64,7 @@ class SeqModel(L.LightningModule):
         members: Models trained side by side as a deep ensemble (1: one model).
         optimizer: The optimizer class and its arguments (class_path / init_args).
         lr_schedule: Learning rate over the run: constant, or cosine decay to 0.
-        warmup: Share of all steps, in [0, 1), over which the learning rate rises linearly to its peak
+        warmup: Share of all steps, in [0, 1], over which the learning rate rises linearly to its peak
             (step k of n warmup steps trains at (k + 1) / n of it).
     """
 
@@ -108,8 +108,8 @@ class SeqModel(L.LightningModule):
             if unknown:
                 raise SeqlabError(f"model.{key} names task(s) {', '.join(unknown)} this run does not have; its tasks: {', '.join(self.specs)}.")
         self.loss_weights = {name: float((loss_weights or {}).get(name, 1.0)) for name in self.specs}
-        if not 0 <= warmup < 1:
-            raise SeqlabError(f"model.warmup is a share of all training steps and must be in [0, 1) (0.05: the first 5%); got {warmup}.")
+        if not 0 <= warmup <= 1:
+            raise SeqlabError(f"model.warmup is a share of all training steps and must be in [0, 1] (0.05: the first 5%); got {warmup}.")
         if not 0 <= label_smoothing < 1:
             raise SeqlabError(f"model.label_smoothing must be in [0, 1); got {label_smoothing}.")
         self.label_smoothing = label_smoothing

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -53,6 +54,10 @@ def test_load_predict_matches_the_cli_for_every_task(tmp_path):
             model.predict(inputs["reviews"], task="reviews", batch_size=size)
     with pytest.raises(SeqlabError, match=r"cannot use device='gpu' here \(RuntimeError: Expected one of cpu.*Use device='cpu'"):
         seqlab.load(best, device="gpu")
+    with pytest.raises(SeqlabError, match=r"cannot use device='cuda:99' here \(.+\)\. Use device='cpu'"):  # no such card (or no CUDA)
+        seqlab.load(best, device="cuda:99")
+    by_one = model.predict(inputs["reviews"], task="reviews", batch_size=np.int64(1))  # a numpy integer is a whole number too
+    assert [r["label"] for r in by_one] == ["positive", "negative"]
     assert model.encode(inputs["dna"], task="dna")[1].tolist() == [12, 12, 10]  # cut to the last 12 bases, as trained
 
     # An ensemble: another checkpoint of the same config (heads scaled) averages with the first.
@@ -83,7 +88,6 @@ def test_import_seqlab_stays_light():
 
 def test_arrays_for_speech_and_activity_match_the_cli_on_files(tmp_path):
     """Feature families: in-memory arrays through seqlab.load give what predict gives on the file."""
-    import numpy as np
 
     from .test_activity import make_signals
 
@@ -165,7 +169,6 @@ def test_checkpoints_of_one_config_from_another_seqlab_version_still_ensemble():
 
 
 def test_activity_arrays_without_a_window_are_whole_recordings(tmp_path):
-    import numpy as np
 
     from seqlab.api import Predictor
     from seqlab.data import ActivityDataModule
@@ -177,7 +180,6 @@ def test_activity_arrays_without_a_window_are_whole_recordings(tmp_path):
 
 
 def test_feature_inputs_that_are_no_arrays_of_numbers_are_errors(tmp_path):
-    import numpy as np
 
     from seqlab.api import Predictor
     from seqlab.data import SpeechDataModule

@@ -134,10 +134,14 @@ def test_a_save_cut_short_leaves_the_previous_checkpoint_whole(reviews_csv, monk
     assert sorted(p.name for p in folder.iterdir()) == files  # and the temporary is gone
     assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == 0
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
-    orphan = folder / f".best-epoch=7.ckpt.{writer_tag().rsplit('-', 1)[0]}-{ended}.tmp"  # what a killed fit left
+    host = writer_tag().rsplit("-", 1)[0]
+    orphan = folder / f".best-epoch=7.ckpt.{host}-{ended}.tmp"  # what a killed fit left
     orphan.write_bytes(before[:100])
+    kept = [f".last.ckpt.{host}-{os.getppid()}.tmp", f".last.ckpt.other_host-{ended}.tmp", f".notes.{host}-{ended}.txt"]
+    for name in kept:  # a live writer's, another host's (a shared file system), and no temporary of a checkpoint
+        (folder / name).write_bytes(b"?")
     fit_tiny(reviews_csv, "--trainer.max_epochs=2", "--ckpt_path=last")
-    assert not orphan.exists() and not [p for p in folder.iterdir() if p.name.startswith(".")]
+    assert not orphan.exists() and sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == sorted(kept)
 
 
 def test_resume_from_last_checkpoint(reviews_csv, capsys):

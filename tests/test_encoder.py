@@ -181,7 +181,7 @@ def test_readme_plain_torch_example_runs_with_torch_alone():
     assert torch.isfinite(scope["loss"])
     assert all((scope["x"][i, n:] == 0).all() and (scope["x"][i, :n] > 0).all() for i, n in enumerate(scope["lengths"]))
     # as after `pip install --no-deps`: none of the training stack can be imported
-    blocked = ("lightning", "pytorch_lightning", "torchmetrics", "wandb", "datasets", "pandas", "matplotlib", "jsonargparse")
+    blocked = ("lightning", "pytorch_lightning", "torchmetrics", "wandb", "datasets", "pandas", "matplotlib", "jsonargparse", "rich", "yaml", "numpy")
     guard = f"import sys; sys.modules.update(dict.fromkeys({blocked!r}))\n"
     done = subprocess.run([sys.executable, "-c", guard + code + "\nprint(float(loss) > 0)"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +132,10 @@ def test_export_command_onnx_and_torchscript_on_encoded_reviews(trained, tmp_pat
     with pytest.raises(SystemExit) as exit_info:
         main(["predict", *tiny_text_args(tmp_path / "none.csv"), f"--ckpt_path={ts_path}"])
     assert exit_info.value.code == 2 and "is a TorchScript model written by `seqlab export`" in capsys.readouterr().err
+    damaged = tmp_path / "damaged.ckpt"  # the end of a zip archive (so is_zipfile says yes) after bytes that are none
+    damaged.write_bytes(b"x" * 60 + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, 46, 0, 0))
+    with pytest.raises(SeqlabError, match=r"could not be read \(.+\)\. It is not a seqlab/Lightning checkpoint or it is damaged"):
+        seqlab.load(damaged)
 
 
 def test_export_command_user_errors_exit_2_with_one_paragraph(trained, tmp_path, capsys):

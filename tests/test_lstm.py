@@ -82,6 +82,9 @@ def test_reference_takes_one_unbatched_sequence_like_nn_lstm(bf):
         mine(torch.randn(6, 5, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"must each have shape \(4, 1, 4\) \(layers \* directions, batch, hidden\); got \[\(2, 1, 4\)"):
         mine(x, (hx[0][:2], hx[1][:2]))
+    with pytest.raises(ValueError, match=r"lengths must hold one length per sequence, shape \(1,\); got shape \(2,\)"):
+        mine(x, lengths=torch.tensor([6, 4]))  # one sequence takes one length
+    torch.testing.assert_close(mine(x, lengths=torch.tensor(4))[0][:4], mine(x[:4])[0])  # (a 0-dim length is one too)
 
 
 def test_cell_follows_the_gate_equations():

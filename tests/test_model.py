@@ -26,8 +26,9 @@ def test_label_smoothing_changes_the_training_loss_only():
     with pytest.raises(SeqlabError, match="label_smoothing must be in"):
         SeqModel(SPEECH, label_smoothing=1.0)
     for warmup in (1.5, -0.1):  # a share of the steps: 1.5 would never reach the peak rate
-        with pytest.raises(SeqlabError, match=rf"model.warmup is a share of all training steps and must be in \[0, 1\).*got {warmup}"):
+        with pytest.raises(SeqlabError, match=rf"model.warmup is a share of all training steps and must be in \[0, 1\].*got {warmup}"):
             SeqModel(SPEECH, warmup=warmup)
+    assert SeqModel(SPEECH, warmup=1.0).warmup == 1.0  # a rise over the whole run, to the peak at its last step
 
 
 def test_an_ensemble_trains_each_member_on_its_own_loss_and_predicts_their_mean():

@@ -104,6 +104,12 @@ def run_reference_layer(
     return torch.stack(outputs, dim=1), (h, c), gates
 
 
+def exporting() -> bool:
+    """Whether ``torch.export`` is tracing this call (then a Python check cannot read values)."""
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    return bool(is_exporting()) if is_exporting is not None else torch.compiler.is_compiling()
+
+
 def check_lengths(lengths: Any, B: int, T: int, device: torch.device) -> Tensor:
     """(B,) sequence lengths as a long tensor on ``device`` (all T when ``None``), each checked to
     lie in 1..T: an empty sequence has nothing to pool, and a length past T reads other memory."""
@@ -117,8 +123,9 @@ def check_lengths(lengths: Any, B: int, T: int, device: torch.device) -> Tensor:
     if lengths.shape != (B,):
         raise SeqlabError(f"lengths must hold one length per sequence, shape ({B},); got shape {tuple(lengths.shape)}.")
     # Values are checked where that costs no wait on an accelerator (lengths on the CPU, as a
-    # DataLoader gives them, even for a model on a GPU); a traced or exported graph keeps no Python check.
-    if B and lengths.device.type == "cpu" and not torch.jit.is_tracing() and not torch.compiler.is_compiling():
+    # DataLoader gives them, even for a model on a GPU); a traced (torch.jit.trace) or exported
+    # (torch.export) graph keeps no Python check; torch.compile keeps it, outside the graph.
+    if B and lengths.device.type == "cpu" and not torch.jit.is_tracing() and not exporting():
         low, high = (int(v) for v in torch.aminmax(lengths))
         if low < 1 or high > T:
             raise SeqlabError(
@@ -190,7 +197,7 @@ class ReferenceLSTM(nn.Module):
         if x.dim() == 2:  # one sequence, as nn.LSTM takes it: run it as a batch of one
             hx = None if hx is None else (hx[0].unsqueeze(1), hx[1].unsqueeze(1))
             batch_dim = 0 if self.batch_first else 1
-            lengths = None if lengths is None else torch.as_tensor(lengths).view(1)
+            lengths = None if lengths is None else torch.as_tensor(lengths).reshape(-1)  # one length; more: the named error
             out = self.forward(x.unsqueeze(batch_dim), hx, lengths, return_gates)
             output, (h, c) = out[0].squeeze(batch_dim), out[1]
             return (output, (h.squeeze(1), c.squeeze(1)), *out[2:])
