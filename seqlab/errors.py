@@ -15,6 +15,9 @@ def out_of_range(section: str, wrong: dict[str, object], rule: str) -> SeqlabErr
 
 def first_line(err: BaseException, limit: int = 160) -> str:
     """An exception's type and the first line of its message, shortened (torch's load errors run to paragraphs)."""
-    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    message = str(err).strip()
+    if "WeightsUnpickler error:" in message:  # torch.load(weights_only=True): the reason comes after a paragraph on weights_only
+        message = message.split("WeightsUnpickler error:", 1)[1].strip()
+    text = message.splitlines()[0] if message else ""
     text = text if len(text) <= limit else text[: limit - 3] + "..."
     return f"{type(err).__name__}: {text}" if text else type(err).__name__

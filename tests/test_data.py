@@ -432,10 +432,11 @@ def test_a_writer_that_fails_leaves_the_previous_file_and_folder_whole(tmp_path)
     assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]
 
 
-def test_the_next_write_removes_temporaries_of_a_killed_writer_on_this_host_only(tmp_path):
+def test_the_next_write_removes_temporaries_of_a_killed_writer_on_this_host_only(tmp_path, monkeypatch):
     import subprocess
     import sys
 
+    import seqlab.files
     from seqlab.files import write_file, write_folder, writer_tag
 
     host = writer_tag().rsplit("-", 1)[0]
@@ -450,9 +451,13 @@ def test_the_next_write_removes_temporaries_of_a_killed_writer_on_this_host_only
     write_folder(tmp_path / "key", lambda tmp: (tmp / "data.txt").write_text("whole\n"))
     write_file(tmp_path / "p.jsonl", lambda tmp: tmp.write_text("{}\n"))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["key", "p.jsonl", *kept])
-    old = os.umask(0o022)
-    try:  # a cache folder gets the permissions of any new folder (0755 here), not mkdtemp's private 0700
-        assert write_folder(tmp_path / "shared", lambda tmp: None).stat().st_mode & 0o777 == 0o755
+    old = os.umask(0o027)
+    try:  # a cache folder gets the permissions of any new folder (0750 here), not mkdtemp's private 0700
+        assert write_folder(tmp_path / "shared", lambda tmp: None).stat().st_mode & 0o777 == 0o750
+        assert os.umask(0o027) == 0o027  # read, not changed
+        with monkeypatch.context() as patch:  # where /proc cannot say it, the umask is read by setting it back
+            patch.setattr(seqlab.files, "open", lambda *a, **k: (_ for _ in ()).throw(OSError("no /proc")), raising=False)
+            assert seqlab.files.current_umask() == 0o027 and os.umask(0o027) == 0o027
     finally:
         os.umask(old)
 

@@ -104,12 +104,6 @@ def run_reference_layer(
     return torch.stack(outputs, dim=1), (h, c), gates
 
 
-def exporting() -> bool:
-    """Whether ``torch.export`` is tracing this call (then a Python check cannot read values)."""
-    is_exporting = getattr(torch.compiler, "is_exporting", None)
-    return bool(is_exporting()) if is_exporting is not None else torch.compiler.is_compiling()
-
-
 def check_lengths(lengths: Any, B: int, T: int, device: torch.device) -> Tensor:
     """(B,) sequence lengths as a long tensor on ``device`` (all T when ``None``), each checked to
     lie in 1..T: an empty sequence has nothing to pool, and a length past T reads other memory."""
@@ -123,9 +117,9 @@ def check_lengths(lengths: Any, B: int, T: int, device: torch.device) -> Tensor:
     if lengths.shape != (B,):
         raise SeqlabError(f"lengths must hold one length per sequence, shape ({B},); got shape {tuple(lengths.shape)}.")
     # Values are checked where that costs no wait on an accelerator (lengths on the CPU, as a
-    # DataLoader gives them, even for a model on a GPU); a traced (torch.jit.trace) or exported
-    # (torch.export) graph keeps no Python check; torch.compile keeps it, outside the graph.
-    if B and lengths.device.type == "cpu" and not torch.jit.is_tracing() and not exporting():
+    # DataLoader gives them, even for a model on a GPU); a graph (torch.jit.trace, torch.export,
+    # torch.compile) keeps no Python check, and reading a value would break it (fullgraph=True).
+    if B and lengths.device.type == "cpu" and not torch.jit.is_tracing() and not torch.compiler.is_compiling():
         low, high = (int(v) for v in torch.aminmax(lengths))
         if low < 1 or high > T:
             raise SeqlabError(
