@@ -1,4 +1,5 @@
-"""Callbacks: predictions as JSON lines, the last-epoch checkpoint, and the reports of a fit (timing, confusion matrices, curves, gates)."""
+"""Callbacks: predictions as JSON lines, the last-epoch checkpoint, a progress bar that also prints
+plain lines, and the reports of a fit (timing, confusion matrices, curves, gates)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint as _LightningModelCheckpoint
+from lightning.pytorch.callbacks import RichProgressBar
 
 from seqlab.files import check_writable_file, sweep_orphans, write_file
 
@@ -123,6 +125,78 @@ class ModelCheckpoint(_LightningModelCheckpoint):
             if self.monitor:
                 self.current_score = candidates.get(self.monitor)  # the score W&B's artifact of last.ckpt carries
             self._save_last_checkpoint(trainer, candidates)
+
+
+class ProgressBar(RichProgressBar):
+    """Lightning's ``RichProgressBar``, which draws nothing until the end where its output is not a
+    terminal (a log file, a pipe, a CI job). There it also prints a plain line to stderr at most
+    every ``every_seconds`` of a stage's batches and at the end of every training epoch (with the
+    bar's metrics), so a run in the background shows that it is moving."""
+
+    def __init__(self, every_seconds: float = 30.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.every_seconds = every_seconds
+        self._plain: bool | None = None
+        self._last = self._epoch_start = 0.0
+
+    def plain_lines(self, trainer: L.Trainer) -> bool:
+        """Whether to print the lines: rank 0, the bar enabled, its console no terminal (nor Jupyter)."""
+        if self._plain is None:
+            from rich import get_console
+
+            console = getattr(self, "_console", None) or get_console()
+            self._plain = self.is_enabled and not (console.is_terminal or console.is_jupyter)
+        return self._plain and trainer.is_global_zero
+
+    def _line(self, text: str) -> None:
+        print(f"seqlab: {text}", file=sys.stderr, flush=True)
+        self._last = time.monotonic()
+
+    def _due(self, trainer: L.Trainer) -> bool:
+        return self.plain_lines(trainer) and time.monotonic() - self._last >= self.every_seconds
+
+    def _tick(self, trainer: L.Trainer, where: str, batch_idx: int, total: float | int, extra: str = "") -> None:
+        of = f"/{total}" if isinstance(total, int) or math.isfinite(total) else ""
+        self._line(f"{where}: batch {batch_idx + 1}{of}{extra}")
+
+    def _epoch(self, trainer: L.Trainer) -> str:
+        last = f"/{trainer.max_epochs - 1}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+        return f"epoch {trainer.current_epoch}{last}"
+
+    def _metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> str:
+        shown = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k != "v_num"}
+        return ", ".join(f"{k} {float(v):.4g}" if isinstance(v, (int, float, torch.Tensor)) else f"{k} {v}" for k, v in shown.items())
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        self._epoch_start = self._last = time.monotonic()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if self._due(trainer):
+            seconds, metrics = time.monotonic() - self._epoch_start, self._metrics(trainer, pl_module)
+            self._tick(trainer, self._epoch(trainer), batch_idx, self.total_train_batches, f" ({seconds:.0f} s){', ' + metrics if metrics else ''}")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)  # after this epoch's validation: its metrics are in
+        if self.plain_lines(trainer):
+            metrics = self._metrics(trainer, pl_module)
+            self._line(f"{self._epoch(trainer)} done in {time.monotonic() - self._epoch_start:.0f} s{': ' + metrics if metrics else ''}")
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
+        if not trainer.sanity_checking and self._due(trainer):
+            self._tick(trainer, "validation", batch_idx, self.total_val_batches_current_dataloader)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        super().on_test_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
+        if self._due(trainer):
+            self._tick(trainer, "test", batch_idx, self.total_test_batches_current_dataloader)
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        super().on_predict_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
+        if self._due(trainer):
+            self._tick(trainer, "predict", batch_idx, self.total_predict_batches_current_dataloader)
 
 
 class EpochTimer(L.Callback):

@@ -221,3 +221,22 @@ def test_confusion_figure_says_n_a_for_a_class_never_true_or_never_predicted():
     ax = confusion_figure(counts, ["a", "b", "c"], "t").axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a R=0.75", "b R=1.00", "c R=n/a"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a\nP=1.00", "b\nP=0.67", "c\nP=n/a"]
+
+
+def test_progress_bar_prints_plain_lines_where_its_output_is_no_terminal(reviews_csv, tmp_path, capsys, monkeypatch):
+    config = yaml.safe_load((ROOT / "configs" / "imdb.yaml").read_text())
+    bar = next(c for c in config["trainer"]["callbacks"] if c["class_path"] == "seqlab.callbacks.ProgressBar")
+    bar["init_args"] = {"every_seconds": 0}  # a line after every batch (30 s by default)
+    (tmp_path / "imdb.yaml").write_text(yaml.safe_dump(config))
+    args = tiny_text_args(reviews_csv, "--trainer.max_epochs=2")
+    args[args.index("--config") + 1] = str(tmp_path / "imdb.yaml")
+    main(["fit", *args])  # pytest captures the output: no terminal
+    err = capsys.readouterr().err
+    assert re.search(r"^seqlab: epoch 0/1: batch 1/\d+ \(\d+ s\), train/loss \d", err, re.M)
+    assert re.search(r"^seqlab: validation: batch 1/\d+$", err, re.M)
+    done = re.findall(r"^seqlab: epoch (\d)/1 done in \d+ s: (.*)$", err, re.M)
+    assert [e for e, _ in done] == ["0", "1"] and all(re.search(r"val/acc_macro 0?\.\d+|val/acc_macro 1", m) for _, m in done)
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich takes the output for a terminal and draws the bar live: no lines
+    monkeypatch.setenv("FORCE_COLOR", "1")  # (how rich before 14 is told so)
+    main(["fit", *args])
+    assert "done in" not in capsys.readouterr().err
