@@ -478,3 +478,18 @@ def test_a_multitask_module_gives_the_predicted_tasks_origins():
     assert both.predict_origins == act.predict_origins
     both.only_task = "dna"
     assert list(both.predict_origins) == []
+
+
+def test_crop_augmentation_keeps_a_contiguous_part_of_each_training_window(signals_csv):
+    dm = file_dm(signals_csv, augment_crop=0.4, stack=2)
+    dm.setup("fit")
+    samples = [dm.splits["train"][i] for i in range(16)]
+    torch.manual_seed(0)
+    batch = dm.collate("train")(samples)
+    assert batch["lengths"].tolist() != [25] * 16 and all(15 <= n <= 25 for n in batch["lengths"].tolist())  # steps of 2 samples
+    for (_, x, _), n, cropped in zip(samples, batch["lengths"].tolist(), batch["x"]):
+        starts = [s for s in range(len(x) - n + 1) if torch.equal(x[s : s + n], cropped[:n])]
+        assert starts and torch.all(cropped[n:] == 0)  # a run of the window's own steps (stacked samples kept together), then padding
+    assert dm.collate("val")(samples)["lengths"].tolist() == [25] * 16  # evaluation sees whole windows
+    with pytest.raises(SeqlabError, match=r"augment_crop must be in \[0, 1\)"):
+        file_dm(signals_csv, augment_crop=1.0)

@@ -27,6 +27,7 @@ from seqlab.data.base import (
     cache_root,
     check_source,
     fetch_member,
+    random_crop,
     read_table,
     require_two_classes,
     stratified_split,
@@ -350,14 +351,17 @@ def augment_windows(
 
 
 class ActivityCollate(Collate):
-    """Pads windows; in training applies ``augment_windows`` (``augment`` holds its settings) to
-    the (B, steps, stack * C) batch, unstacked to samples and back."""
+    """Pads windows; in training crops each to a random part of at least 1 - ``crop`` of its
+    steps, then applies ``augment_windows`` (``augment`` holds its settings) to the
+    (B, steps, stack * C) batch, unstacked to samples and back."""
 
-    def __init__(self, task: str, stats: dict[str, Any], stack: int, augment: dict[str, float] | None = None) -> None:
+    def __init__(self, task: str, stats: dict[str, Any], stack: int, augment: dict[str, float] | None = None, crop: float = 0.0) -> None:
         super().__init__(task)
-        self.stats, self.stack, self.augment = stats, stack, augment
+        self.stats, self.stack, self.augment, self.crop = stats, stack, augment, crop
 
     def __call__(self, samples):
+        if self.crop:
+            samples = [(i, random_crop(x, self.crop), y) for i, x, y in samples]
         batch = super().__call__(samples)
         if self.augment:
             x = batch["x"]
@@ -391,6 +395,7 @@ class ActivityDataModule(SeqDataModule):
         augment_rotate: float = 0.0,
         augment_scale: float = 0.0,
         augment_noise: float = 0.0,
+        augment_crop: float = 0.0,
         split_by: Literal["subject", "recording"] = "subject",
         test_subjects: list[int | str] | None = None,
         val_subjects: list[int | str] | None = None,
@@ -424,7 +429,10 @@ class ActivityDataModule(SeqDataModule):
                 f"data.augment_rotate (degrees), data.augment_scale and data.augment_noise must be >= 0, "
                 f"got {augment_rotate}, {augment_scale} and {augment_noise}."
             )
+        if not 0 <= augment_crop < 1:
+            raise SeqlabError(f"data.augment_crop must be in [0, 1): training windows keep at least 1 - it of their steps; got {augment_crop}.")
         self.augment = {"rotate": float(augment_rotate), "scale": float(augment_scale), "noise": float(augment_noise)}
+        self.crop = float(augment_crop)
         self.stride = overlap_stride(window, overlap) if window else 1
         self.train_stride = overlap_stride(window, train_overlap) if (window and train_overlap is not None) else self.stride
         self.source, self.path, self.channels = source, path, channels
@@ -575,7 +583,8 @@ class ActivityDataModule(SeqDataModule):
                 f"data.augment_rotate turns (x, y, z) channel triples, but this data has {len(p['channels'])} channels "
                 f"{p['channels']}: not a multiple of 3. Set data.augment_rotate: 0, or give the channels of 3-axis sensors in x, y, z order."
             )
-        return ActivityCollate(self.task_name, p["stats"], p["stack"], self.augment if on else None)
+        crop = self.crop if split == "train" else 0.0
+        return ActivityCollate(self.task_name, p["stats"], p["stack"], self.augment if on else None, crop)
 
     def make_spec(self) -> TaskSpec:
         p = self.preprocessing

@@ -493,6 +493,15 @@ class SequenceDataset(torch.utils.data.Dataset):
         return [len(x) for x in self.items]
 
 
+def random_crop(frames: Tensor, crop: float) -> Tensor:
+    """(T, F) -> a random contiguous run of round(T * f) steps (at least 1), f drawn from
+    [1 - crop, 1]: a part of an utterance (a held sound still says who speaks) or of a recording
+    of a repeated motion."""
+    steps = max(1, round(len(frames) * (1 - crop * float(torch.rand(())))))
+    start = int(torch.randint(len(frames) - steps + 1, ()))
+    return frames[start : start + steps]
+
+
 class Collate:
     """Pads a list of (index, sequence, label) into the batch every model step takes:
     ``{"task", "index" (B,), "x" (B, T) or (B, T, F), "lengths" (B,), "y" (B,) when labelled}``,

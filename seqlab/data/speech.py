@@ -41,6 +41,7 @@ from seqlab.data.base import (
     fetch_member,
     fingerprint,
     load_hub_table,
+    random_crop,
     train_val_test,
 )
 from seqlab.data.module import SeqDataModule
@@ -243,14 +244,6 @@ def cepstral_offset(frames: Tensor, std: float, static: int) -> Tensor:
     coefficients of every frame: a constant cepstral offset, what another microphone or session
     does to cepstra; the deltas after them do not change."""
     return torch.cat([frames[:, :static] + std * torch.randn(static), frames[:, static:]], 1)
-
-
-def random_crop(frames: Tensor, crop: float) -> Tensor:
-    """(T, F) -> a random contiguous run of round(T * f) frames (at least 1), f drawn from
-    [1 - crop, 1]: a part of the utterance, which for a held sound still says who speaks."""
-    steps = max(1, round(len(frames) * (1 - crop * float(torch.rand(())))))
-    start = int(torch.randint(len(frames) - steps + 1, ()))
-    return frames[start : start + steps]
 
 
 class SpeechCollate(Collate):
