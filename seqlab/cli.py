@@ -207,6 +207,37 @@ def run_tool(name: str, args: list[str]):
     return getattr(importlib.import_module(module), function)(args)
 
 
+COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def shipped_configs() -> str:
+    """The configs a user can start from: those in ./configs, else in the repository seqlab runs from."""
+    for folder in (Path("configs"), Path(__file__).resolve().parents[1] / "configs"):
+        found = sorted(folder.glob("*.yaml"))
+        if found:
+            return ", ".join(str(p) for p in found)
+    return "configs/<task>.yaml of the seqlab repository"
+
+
+def check_command(argv: list[str]) -> None:
+    """No command, an unknown one, or a command without a config or data: a message that names
+    the commands and the shipped configs (Lightning would ask for "fit.data")."""
+    if any(a in ("-h", "--help") or a.startswith("--print_config") for a in argv):
+        return
+    words = [a for a in argv if not a.startswith("-")]
+    if not argv:
+        raise SeqlabError(
+            "Give a command: fit, validate, test or predict with a config (python -m seqlab fit --config configs/imdb.yaml), "
+            "or export or explain (--help)."
+        )
+    if argv[0] not in (*COMMANDS, *TOOLS) and not argv[0].startswith("-"):
+        raise SeqlabError(f"Unknown command {argv[0]!r}: python -m seqlab takes fit, validate, test, predict, export or explain.")
+    command = next((w for w in words if w in COMMANDS), None)
+    given = any(a in ("--config", "-c") or a.startswith(("--config=", "--data")) for a in argv)
+    if command is not None and not given:
+        raise SeqlabError(f"python -m seqlab {command} needs a config (--config) naming the data and the model; shipped: {shipped_configs()}.")
+
+
 def check_config_files(argv: list[str]) -> None:
     """A YAML syntax error names its file and line (jsonargparse would say "<unicode string>")."""
     import yaml
@@ -256,6 +287,7 @@ def main(args: list[str] | None = None) -> SeqlabCLI | None:
     try:
         if argv and argv[0] in TOOLS:
             return run_tool(argv[0], argv[1:])
+        check_command(argv)
         check_config_files(argv)
         cli = SeqlabCLI(
             SeqModel,

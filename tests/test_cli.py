@@ -389,3 +389,15 @@ def test_fit_without_validation_keeps_the_last_epoch(reviews_csv, tmp_path, caps
     assert cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best")[0] == trained  # are the ones kept
     with pytest.raises(SeqlabError, match="no validation split"):  # validate says why it has nothing to run
         cli.trainer.validate(cli.model, datamodule=cli.datamodule)
+
+
+def test_no_command_an_unknown_one_or_no_config_name_the_commands_and_configs(capsys):
+    for args, says in [
+        ([], r"Give a command: fit, validate, test or predict with a config \(python -m seqlab fit --config configs/imdb.yaml\)"),
+        (["train", "--config", "configs/imdb.yaml"], r"Unknown command 'train': python -m seqlab takes fit, validate, test, predict, export or"),
+        (["fit"], r"python -m seqlab fit needs a config \(--config\) naming the data and the model; shipped: .*configs/imdb\.yaml"),
+        (["predict", "--ckpt_path=x.ckpt"], r"python -m seqlab predict needs a config"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        assert exit_info.value.code == 2 and re.search(says, capsys.readouterr().err), args
