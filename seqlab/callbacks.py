@@ -140,13 +140,14 @@ class ProgressBar(RichProgressBar):
         self._last = self._epoch_start = 0.0
 
     def plain_lines(self, trainer: L.Trainer) -> bool:
-        """Whether to print the lines: rank 0, the bar enabled, its console no terminal (nor Jupyter)."""
+        """Whether to print the lines: rank 0, the bar enabled, and its console not one that rich
+        draws on live (a terminal other than a dumb one, or Jupyter)."""
         if self._plain is None:
             from rich import get_console
 
             console = getattr(self, "_console", None) or get_console()
-            self._plain = self.is_enabled and not (console.is_terminal or console.is_jupyter)
-        return self._plain and trainer.is_global_zero
+            self._plain = not console.is_jupyter and (not console.is_terminal or console.is_dumb_terminal)
+        return self._plain and self.is_enabled and trainer.is_global_zero
 
     def _line(self, text: str) -> None:
         print(f"seqlab: {text}", file=sys.stderr, flush=True)
@@ -186,12 +187,14 @@ class ProgressBar(RichProgressBar):
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
         if not trainer.sanity_checking and self._due(trainer):
-            self._tick(trainer, "validation", batch_idx, self.total_val_batches_current_dataloader)
+            where = f"validation (dataloader {dataloader_idx})" if len(trainer.num_val_batches) > 1 else "validation"
+            self._tick(trainer, where, batch_idx, self.total_val_batches_current_dataloader)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         super().on_test_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
         if self._due(trainer):
-            self._tick(trainer, "test", batch_idx, self.total_test_batches_current_dataloader)
+            where = f"test (dataloader {dataloader_idx})" if len(trainer.num_test_batches) > 1 else "test"
+            self._tick(trainer, where, batch_idx, self.total_test_batches_current_dataloader)
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         super().on_predict_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)

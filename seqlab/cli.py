@@ -47,6 +47,15 @@ def type_names(text: str) -> str:
     return re.sub(r"<class '(?:builtins\.)?([\w.]+)'>", r"\1", text).replace("NoneType", "None")
 
 
+def shipped_configs() -> str:
+    """The configs a user can start from: those in ./configs, else in the repository seqlab runs from."""
+    for folder in (Path("configs"), Path(__file__).resolve().parents[1] / "configs"):
+        found = sorted(folder.glob("*.yaml"))
+        if found:
+            return ", ".join(str(p) for p in found)
+    return "configs/<task>.yaml of the seqlab repository"
+
+
 def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
     """An unknown option in one line, with the options spelled most like it. jsonargparse reports
     one of ``data`` inside a dump of the union of data module classes, and one of ``model`` or
@@ -68,6 +77,15 @@ def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
         else:  # the union's types joined by "or"
             expected = " or ".join(type_names(t.strip()) for t in re.split(r",\s*(?=<|typing|\w+\[)", expected))
         return f"{key}.{option} must be {expected}; got {got}. All options: {prog} --{key}.help {class_path}"
+    commands = "fit, validate, test, predict, export or explain"
+    if re.match(r'expected "subcommand" to be one of', message):
+        return f"Give a command: {commands}; e.g. python -m seqlab fit --config configs/imdb.yaml (export, explain: --help)."
+    unknown = re.match(r"argument subcommand: invalid choice: '([^']*)'", message)
+    if unknown:
+        return f"Unknown command {unknown.group(1)!r}: python -m seqlab takes {commands}."
+    no_data = re.fullmatch(r"the following arguments are required: (\w+)\.data", message.strip())
+    if no_data:
+        return f"python -m seqlab {no_data.group(1)} needs a config (--config) naming the data and the model; shipped: {shipped_configs()}."
     dumped = re.match(in_class + r"Option '(\w+)' is not accepted", message, re.S)
     if dumped:
         key, class_path, option = dumped.groups()
@@ -126,6 +144,22 @@ def newest_last_checkpoint(config, required: bool = True) -> str | None:
     return str(max(found, key=lambda p: p.stat().st_mtime))
 
 
+def is_progress_bar(callback) -> bool:
+    """Whether a callback of a parsed config (a class_path namespace, or an instance) is a progress bar."""
+    import importlib
+
+    from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
+
+    if isinstance(callback, ProgressBar):
+        return True
+    module, _, name = str(getattr(callback, "class_path", "") or "").rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return False
+    return isinstance(cls, type) and issubclass(cls, ProgressBar)
+
+
 class SeqlabCLI(LightningCLI):
     """Links the data's task specs into the model and checks checkpoint paths early."""
 
@@ -181,6 +215,8 @@ class SeqlabCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         if self.subcommand == "predict":  # predictions go to a file and no metric is logged: no empty W&B run
             config.trainer.logger = False
+        if config.trainer.get("enable_progress_bar") is False and config.trainer.get("callbacks"):  # the configs' bar would make
+            config.trainer.callbacks = [c for c in config.trainer.callbacks if not is_progress_bar(c)]  # Lightning refuse the run
         ckpt = config.get("ckpt_path")
         if ckpt and ckpt not in SPECIAL_CKPT:
             check_checkpoint_file(ckpt, "--ckpt_path")
@@ -205,37 +241,6 @@ def run_tool(name: str, args: list[str]):
 
     module, function = TOOLS[name].split(":")
     return getattr(importlib.import_module(module), function)(args)
-
-
-COMMANDS = ("fit", "validate", "test", "predict")
-
-
-def shipped_configs() -> str:
-    """The configs a user can start from: those in ./configs, else in the repository seqlab runs from."""
-    for folder in (Path("configs"), Path(__file__).resolve().parents[1] / "configs"):
-        found = sorted(folder.glob("*.yaml"))
-        if found:
-            return ", ".join(str(p) for p in found)
-    return "configs/<task>.yaml of the seqlab repository"
-
-
-def check_command(argv: list[str]) -> None:
-    """No command, an unknown one, or a command without a config or data: a message that names
-    the commands and the shipped configs (Lightning would ask for "fit.data")."""
-    if any(a in ("-h", "--help") or a.startswith("--print_config") for a in argv):
-        return
-    words = [a for a in argv if not a.startswith("-")]
-    if not argv:
-        raise SeqlabError(
-            "Give a command: fit, validate, test or predict with a config (python -m seqlab fit --config configs/imdb.yaml), "
-            "or export or explain (--help)."
-        )
-    if argv[0] not in (*COMMANDS, *TOOLS) and not argv[0].startswith("-"):
-        raise SeqlabError(f"Unknown command {argv[0]!r}: python -m seqlab takes fit, validate, test, predict, export or explain.")
-    command = next((w for w in words if w in COMMANDS), None)
-    given = any(a in ("--config", "-c") or a.startswith(("--config=", "--data")) for a in argv)
-    if command is not None and not given:
-        raise SeqlabError(f"python -m seqlab {command} needs a config (--config) naming the data and the model; shipped: {shipped_configs()}.")
 
 
 def check_config_files(argv: list[str]) -> None:
@@ -287,7 +292,6 @@ def main(args: list[str] | None = None) -> SeqlabCLI | None:
     try:
         if argv and argv[0] in TOOLS:
             return run_tool(argv[0], argv[1:])
-        check_command(argv)
         check_config_files(argv)
         cli = SeqlabCLI(
             SeqModel,

@@ -238,5 +238,11 @@ def test_progress_bar_prints_plain_lines_where_its_output_is_no_terminal(reviews
     assert [e for e, _ in done] == ["0", "1"] and all(re.search(r"val/acc_macro 0?\.\d+|val/acc_macro 1", m) for _, m in done)
     monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich takes the output for a terminal and draws the bar live: no lines
     monkeypatch.setenv("FORCE_COLOR", "1")  # (how rich before 14 is told so)
+    monkeypatch.setenv("TERM", "xterm")
     main(["fit", *args])
-    assert "done in" not in capsys.readouterr().err
+    assert "done in" not in "".join(capsys.readouterr())  # (rich's live display sends stderr to its console)
+    monkeypatch.setenv("TERM", "dumb")  # a terminal that rich draws nothing live on: the lines again
+    main(["fit", *args])
+    assert "seqlab: epoch 1/1 done in" in "".join(capsys.readouterr())
+    main(["fit", *args, "--trainer.enable_progress_bar=false"])  # the config's bar is dropped (Lightning would refuse the run)
+    assert "done in" not in "".join(capsys.readouterr())

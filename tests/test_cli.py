@@ -393,11 +393,15 @@ def test_fit_without_validation_keeps_the_last_epoch(reviews_csv, tmp_path, caps
 
 def test_no_command_an_unknown_one_or_no_config_name_the_commands_and_configs(capsys):
     for args, says in [
-        ([], r"Give a command: fit, validate, test or predict with a config \(python -m seqlab fit --config configs/imdb.yaml\)"),
-        (["train", "--config", "configs/imdb.yaml"], r"Unknown command 'train': python -m seqlab takes fit, validate, test, predict, export or"),
+        ([], r"Give a command: fit, validate, test, predict, export or explain; e\.g\. python -m seqlab fit --config configs/imdb\.yaml"),
+        (["train", "--config", str(ROOT / "configs" / "imdb.yaml")], r"Unknown command 'train': python -m seqlab takes fit, validate, test, predict"),
         (["fit"], r"python -m seqlab fit needs a config \(--config\) naming the data and the model; shipped: .*configs/imdb\.yaml"),
         (["predict", "--ckpt_path=x.ckpt"], r"python -m seqlab predict needs a config"),
+        (["--config", str(ROOT / "configs" / "imdb.yaml")], r"Give a command"),
     ]:
         with pytest.raises(SystemExit) as exit_info:
             main(args)
         assert exit_info.value.code == 2 and re.search(says, capsys.readouterr().err), args
+    with pytest.raises(SystemExit) as exit_info:  # a class's options, with no config: still listed
+        main(["fit", "--trainer.logger.help", "lightning.pytorch.loggers.CSVLogger"])
+    assert exit_info.value.code == 0 and "--trainer.logger.flush_logs_every_n_steps" in capsys.readouterr().out
