@@ -156,7 +156,7 @@ class ProgressBar(RichProgressBar):
     def _due(self, trainer: L.Trainer) -> bool:
         return self.plain_lines(trainer) and time.monotonic() - self._last >= self.every_seconds
 
-    def _tick(self, trainer: L.Trainer, where: str, batch_idx: int, total: float | int, extra: str = "") -> None:
+    def _tick(self, where: str, batch_idx: int, total: float | int, extra: str = "") -> None:
         of = f"/{total}" if isinstance(total, int) or math.isfinite(total) else ""
         self._line(f"{where}: batch {batch_idx + 1}{of}{extra}")
 
@@ -176,7 +176,7 @@ class ProgressBar(RichProgressBar):
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         if self._due(trainer):
             seconds, metrics = time.monotonic() - self._epoch_start, self._metrics(trainer, pl_module)
-            self._tick(trainer, self._epoch(trainer), batch_idx, self.total_train_batches, f" ({seconds:.0f} s){', ' + metrics if metrics else ''}")
+            self._tick(self._epoch(trainer), batch_idx, self.total_train_batches, f" ({seconds:.0f} s){', ' + metrics if metrics else ''}")
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)  # after this epoch's validation: its metrics are in
@@ -188,18 +188,18 @@ class ProgressBar(RichProgressBar):
         super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
         if not trainer.sanity_checking and self._due(trainer):
             where = f"validation (dataloader {dataloader_idx})" if len(trainer.num_val_batches) > 1 else "validation"
-            self._tick(trainer, where, batch_idx, self.total_val_batches_current_dataloader)
+            self._tick(where, batch_idx, self.total_val_batches_current_dataloader)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         super().on_test_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
         if self._due(trainer):
             where = f"test (dataloader {dataloader_idx})" if len(trainer.num_test_batches) > 1 else "test"
-            self._tick(trainer, where, batch_idx, self.total_test_batches_current_dataloader)
+            self._tick(where, batch_idx, self.total_test_batches_current_dataloader)
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         super().on_predict_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
         if self._due(trainer):
-            self._tick(trainer, "predict", batch_idx, self.total_predict_batches_current_dataloader)
+            self._tick("predict", batch_idx, self.total_predict_batches_current_dataloader)
 
 
 class EpochTimer(L.Callback):

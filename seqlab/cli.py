@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import sys
@@ -47,6 +48,12 @@ def type_names(text: str) -> str:
     return re.sub(r"<class '(?:builtins\.)?([\w.]+)'>", r"\1", text).replace("NoneType", "None")
 
 
+def import_class(class_path: str):
+    """The object a config's ``class_path`` (``package.module.Name``) names."""
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
 def shipped_configs() -> str:
     """The configs a user can start from: those in ./configs, else in the repository seqlab runs from."""
     for folder in (Path("configs"), Path(__file__).resolve().parents[1] / "configs"):
@@ -60,8 +67,6 @@ def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
     """An unknown option in one line, with the options spelled most like it. jsonargparse reports
     one of ``data`` inside a dump of the union of data module classes, and one of ``model`` or
     ``trainer`` without suggestions."""
-    import importlib
-
     # (only the outermost class: a nested one, a task of a multi-task config, keeps jsonargparse's full text)
     in_class = r"Parser key \"(\w+)\":(?:(?!Parser key).)*?class_path '([\w.]+)':\s*"  # data's key, its class_path
     wrong_value = re.match(in_class + r"Parser key \"(\w+)\":\s*Expected an? (.+?)\. Got value: ([^\n]*)", message, re.S)
@@ -89,8 +94,7 @@ def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
     dumped = re.match(in_class + r"Option '(\w+)' is not accepted", message, re.S)
     if dumped:
         key, class_path, option = dumped.groups()
-        module, name = class_path.rsplit(".", 1)
-        close = close_names(option, getattr(importlib.import_module(module), name))
+        close = close_names(option, import_class(class_path))
     else:
         command_line = re.fullmatch(r"unrecognized arguments: --(model|trainer)\.(\w+)(?:[= ]\S*)?", message.strip())
         in_yaml = re.fullmatch(r"Subcommand '(\w+)' does not accept option '(model|trainer)\.(\w+)'", message.strip())
@@ -146,15 +150,12 @@ def newest_last_checkpoint(config, required: bool = True) -> str | None:
 
 def is_progress_bar(callback) -> bool:
     """Whether a callback of a parsed config (a class_path namespace, or an instance) is a progress bar."""
-    import importlib
-
     from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
 
     if isinstance(callback, ProgressBar):
         return True
-    module, _, name = str(getattr(callback, "class_path", "") or "").rpartition(".")
     try:
-        cls = getattr(importlib.import_module(module), name)
+        cls = import_class(str(getattr(callback, "class_path", "") or ""))
     except (ImportError, AttributeError, ValueError):
         return False
     return isinstance(cls, type) and issubclass(cls, ProgressBar)
@@ -237,8 +238,6 @@ EPILOG = (
 
 
 def run_tool(name: str, args: list[str]):
-    import importlib
-
     module, function = TOOLS[name].split(":")
     return getattr(importlib.import_module(module), function)(args)
 
