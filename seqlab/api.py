@@ -2,7 +2,8 @@
 
 The checkpoint carries everything needed: the model's weights and task specs, and each task's
 preprocessing (vocabulary, label names, normalisation statistics). Inputs go through the same
-family code as ``python -m seqlab predict``, so both give the same probabilities.
+family code as ``python -m seqlab predict``, so both give the same probabilities (the CLI with
+the checkpoint's ``model.chunk_size``, which ``seqlab.load`` always uses).
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ from seqlab.errors import SeqlabError, first_line
 from seqlab.model import SeqModel
 
 SPECIAL_CKPT = ("last", "best", "hpc", "registry")
-# Model settings of how the weights run, not what they are: a run from a checkpoint takes them from its config.
+# Model settings of how the weights run, not what they are: a run from a checkpoint takes them from its config
+# (chunk_size bounds memory but restarts the state at chunk borders: a line says when it differs from the checkpoint's).
 RUNTIME_KEYS = ("impl", "chunk_size", "chunk_batch", "float32_lstm")
 # Model settings that only training reads: validate, test and predict do not mention their differences.
 TRAINING_KEYS = (
@@ -148,6 +149,22 @@ def newest_last_checkpoint(config, required: bool = True) -> str | None:
     return str(max(found, key=lambda p: p.stat().st_mtime))
 
 
+def best_checkpoint(config) -> str:
+    """``--ckpt_path best`` outside fit: the best checkpoint that the newest ``last*.ckpt`` of the
+    config's folder records (its ModelCheckpoint's ``best_model_path``; without a monitor, the
+    newest kept epoch)."""
+    from seqlab.checkpoints import read_checkpoint
+
+    last = newest_last_checkpoint(config)
+    states = (read_checkpoint(last).get("callbacks") or {}).items()
+    recorded = [state.get("best_model_path") for name, state in states if "ModelCheckpoint" in name and isinstance(state, dict)]
+    for path in recorded:
+        if path and Path(path).is_file():
+            return str(path)
+    missing = f" ({', '.join(p for p in recorded if p)} no longer exists)" if any(recorded) else ""
+    raise SeqlabError(f"--ckpt_path best: {last} records no best checkpoint{missing}. Give the checkpoint's path, or --ckpt_path last.")
+
+
 def is_progress_bar(callback) -> bool:
     """Whether a callback of a parsed config (a class_path namespace, or an instance) is a progress bar."""
     from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
@@ -182,6 +199,10 @@ class SeqlabCLI(LightningCLI):
                 f"python -m seqlab {subcommand} needs a trained model: give --ckpt_path <file.ckpt>, or --ckpt_path last for the "
                 "newest last*.ckpt this config's fit wrote. (Without one it would run freshly initialised weights.)"
             )
+        if config.get("ckpt_path") == "best":  # Lightning's "best" means only the best of a fit in the same process
+            if subcommand == "fit":
+                raise SeqlabError("fit --ckpt_path best: a fit resumes from --ckpt_path last (the newest last*.ckpt) or a .ckpt path.")
+            config.ckpt_path = best_checkpoint(config)
         if config.get("ckpt_path") == "last":  # a file: its preprocessing and model settings are read, as for a path
             if subcommand in ("validate", "test", "predict"):
                 config.ckpt_path = newest_last_checkpoint(config)
@@ -204,13 +225,32 @@ class SeqlabCLI(LightningCLI):
         model = (self.config[subcommand] if subcommand else self.config).get("model")  # super() replaced self.config: read it afresh
         if model is None or not before:
             return
+        chunks = before.get("chunk_size"), model.get("chunk_size")
         for key in RUNTIME_KEYS:
             if key in before:
                 model[key] = before[key]
+        if "chunk_size" in before and chunks[0] != chunks[1] and rank_zero_only.rank == 0:
+            print(
+                f"seqlab: model.chunk_size={chunks[0]!r} from the config, the checkpoint was trained with {chunks[1]!r}: the LSTM state "
+                "restarts at every chunk border, so outputs differ a little from the checkpoint's setting "
+                f"(--model.chunk_size={'null' if chunks[1] is None else chunks[1]} matches it).",
+                file=sys.stderr,
+            )
         ignore = RUNTIME_KEYS + (TRAINING_KEYS if subcommand != "fit" else ())
         overridden = [f"{k}={model[k]!r} (config: {v!r})" for k, v in before.items() if k not in ignore and k in model and model[k] != v]
         if overridden and rank_zero_only.rank == 0:
             print(f"seqlab: the checkpoint's model settings apply: {', '.join(overridden)}.", file=sys.stderr)
+
+    def instantiate_trainer(self, **kwargs):
+        """Lightning's refusals of trainer settings (an accelerator this machine lacks, an unknown
+        strategy) as a one-line error instead of a traceback."""
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (MisconfigurationException, ValueError) as err:
+            hint = " Use --trainer.accelerator auto (or cpu)." if "accelerator" in str(err) or "gpu backend" in str(err) else ""
+            raise SeqlabError(f"Lightning refused the trainer settings: {first_line(err, 400)}{hint}") from err
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

@@ -81,7 +81,11 @@ def encode_input(family: str, preprocessing: dict[str, Any], text: str) -> tuple
         else:
             tokens = list(sequence.upper())
         return x, tokens
-    raise SeqlabError(f"explain reads text (TextDataModule) and DNA (DnaDataModule) inputs; this task's data is {family}.")
+    raise SeqlabError(
+        f"explain reads text (TextDataModule) and DNA (DnaDataModule) inputs; this task's data is {family}. For frame and signal "
+        "tasks a fit draws the same figure of its first validation (or training) sequence: runs/<task>/plots/gates_<task>.png, "
+        "or gates/<task> in W&B (seqlab.callbacks.GateFigures)."
+    )
 
 
 # -- gates and attributions -------------------------------------------------------------------------

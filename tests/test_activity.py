@@ -227,8 +227,13 @@ def test_a_channel_value_that_is_not_a_number_is_named_by_row(tmp_path):
     df["a"] = df["a"].astype(object)
     df.loc[6, "a"] = "1,5"  # a decimal comma
     df.to_csv(path, index=False)
-    with pytest.raises(SeqlabError, match=r"comma\.csv: channel 'a' holds '1,5' at data row 7, not a number \(1 such value"):
+    with pytest.raises(SeqlabError, match=r"comma\.csv: channel 'a' holds '1,5' at data row 7, not a number \(1 such value") as err:
         file_dm(path).ensure_preprocessing()
+    assert "no label column" not in str(err.value)
+    renamed = tmp_path / "activity.csv"  # the label column under another name: read as a channel
+    make_signals(subjects=2).rename(columns={"label": "activity"}).to_csv(renamed, index=False)
+    with pytest.raises(SeqlabError, match=r"channel 'activity' holds .* no label column 'label': if 'activity' holds the labels, set data"):
+        file_dm(renamed).ensure_preprocessing()
 
 
 def test_file_shorter_than_one_window(signals_csv):
@@ -312,6 +317,10 @@ def test_hapt_default_split_is_the_uci_har_subject_split():
     assert dm.splits["test"].items[0].shape == (128, 6)
     with_transitions = ActivityDataModule(source="hapt", include_transitions=True, val_subjects=[3, 19, 30])
     assert with_transitions.spec.num_classes == 12
+    by_recording = ActivityDataModule(source="hapt", split_by="recording", val_size=0.1)  # the same test subjects, all their recordings
+    by_recording.setup("fit")
+    assert {key.split("/")[0] for key in by_recording.subject_split["test"]} == set(dm.subject_split["test"])
+    assert len(by_recording.splits["test"]) == 2874
 
 
 def test_basic_motions_official_split():
@@ -493,3 +502,18 @@ def test_crop_augmentation_keeps_a_contiguous_part_of_each_training_window(signa
     assert dm.collate("val")(samples)["lengths"].tolist() == [25] * 16  # evaluation sees whole windows
     with pytest.raises(SeqlabError, match=r"augment_crop must be in \[0, 1\)"):
         file_dm(signals_csv, augment_crop=1.0)
+
+
+def test_a_whole_recording_shorter_than_one_stacked_step_is_named(tmp_path):
+    rows = [
+        {"a": float(i), "b": 1.0, "label": CLASSES[r % 2], "subject": f"p{s}", "recording": f"r{r}"}
+        for s in range(4)
+        for r in range(2)
+        for i in range(6)
+    ]
+    rows.append({"a": 0.0, "b": 0.0, "label": CLASSES[0], "subject": "p0", "recording": "short"})  # 1 sample
+    path = tmp_path / "short.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    with pytest.raises(SeqlabError, match=r"recording 'short' of subject 'p0' has 1 sample\(s\), fewer than data.stack=2"):
+        file_dm(path, window=None, stack=2).setup("fit")
+    file_dm(path, window=None, stack=1).setup("fit")  # one sample is one step

@@ -175,6 +175,16 @@ def test_predict_needs_no_training_file_but_test_does(reviews_csv, tmp_path, cap
     last = [a if not a.startswith("--ckpt_path=") else "--ckpt_path=last" for a in no_path]  # the newest last*.ckpt, read as a path
     main(["predict", *last, "--data.predict_input=[great, awful]", f"--prediction_writer.output_path={out}"])
     assert len(out.read_text().splitlines()) == 2
+    by_name = [a if not a.startswith("--ckpt_path=") else "--ckpt_path=best" for a in no_path]  # the best that last.ckpt records
+    assert Path(main(["predict", *by_name, "--data.predict_input=[great]"]).trainer.ckpt_path) == Path(best).resolve()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *tiny_text_args(reviews_csv), "--ckpt_path=best"])
+    assert exit_info.value.code == 2 and "fit --ckpt_path best: a fit resumes from --ckpt_path last" in capsys.readouterr().err
+    moved = Path(best).rename(Path(best).with_suffix(".moved"))
+    with pytest.raises(SystemExit):
+        main(["predict", *by_name, "--data.predict_input=[great]"])
+    assert f"records no best checkpoint ({best} no longer exists)" in capsys.readouterr().err
+    moved.rename(best)
     folder = Path(best).parent
     (folder / "last-v1.ckpt").write_bytes(b"not a checkpoint")  # newer than last.ckpt: the one picked
     with pytest.raises(SystemExit):
@@ -261,6 +271,10 @@ def test_a_run_from_a_checkpoint_keeps_the_configs_runtime_settings_and_names_th
     assert [float(reference.trainer.callback_metrics[k]) for k in same] == pytest.approx(
         [float(fast.trainer.callback_metrics[k]) for k in same], abs=1e-5
     )
+    assert "chunk_size" not in capsys.readouterr().err
+    chunked = main(["test", *tiny_text_args(reviews_csv), f"--ckpt_path={best}", "--model.chunk_size=4"])
+    assert chunked.model.encoder.chunk_size == 4  # memory is the config's call, and a line says the outputs change
+    assert "model.chunk_size=4 from the config, the checkpoint was trained with None" in capsys.readouterr().err
 
 
 def test_a_yaml_syntax_error_names_the_config_file_and_line(tmp_path, capsys):
@@ -405,3 +419,16 @@ def test_no_command_an_unknown_one_or_no_config_name_the_commands_and_configs(ca
     with pytest.raises(SystemExit) as exit_info:  # a class's options, with no config: still listed
         main(["fit", "--trainer.logger.help", "lightning.pytorch.loggers.CSVLogger"])
     assert exit_info.value.code == 0 and "--trainer.logger.flush_logs_every_n_steps" in capsys.readouterr().out
+
+
+def test_trainer_settings_lightning_refuses_are_one_line_errors(capsys):
+    config = str(ROOT / "configs" / "basic_motions.yaml")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", config, "--trainer.strategy=foo"])
+    assert exit_info.value.code == 2
+    assert "seqlab: error: Lightning refused the trainer settings: ValueError: You selected an invalid strategy name" in capsys.readouterr().err
+    if not torch.backends.mps.is_available():  # an accelerator this machine lacks
+        with pytest.raises(SystemExit):
+            main(["fit", "--config", config, "--trainer.accelerator=mps"])
+        err = capsys.readouterr().err
+        assert "`MPSAccelerator` can not run on your system" in err and err.rstrip().endswith("Use --trainer.accelerator auto (or cpu).")

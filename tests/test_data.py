@@ -303,6 +303,9 @@ def test_predict_input_from_text_and_jsonl_files(tmp_path, reviews_csv):
     dm.predict_input = ["fine", None]
     with pytest.raises(SeqlabError, match=r"inputs \[1\] \(data.predict_input items, or items given to predict\) are not strings"):
         dm.predict_texts()
+    dm.predict_input = '["great film" "dull"]'  # a list typed without its comma reaches us as one string
+    with pytest.raises(SeqlabError, match=r"looks like a list but is not valid YAML: separate the items by commas"):
+        dm.predict_texts()
     dm.predict_input = []
     with pytest.raises(SeqlabError, match="holds nothing to predict on"):
         dm.predict_dataloader()
@@ -384,6 +387,20 @@ def test_a_hub_dataset_without_a_test_split_gets_a_seeded_one(monkeypatch):
         monkeypatch.setattr(datasets, "load_dataset", lambda *args, loaded=loaded, **kwargs: loaded)
         df = load_hub_table("someone/reviews", None, "label", None, "")
         assert ("split" in df.columns) == has_column and len(df) == 4 * len(splits)
+
+
+def test_hub_class_names_become_labels_also_when_data_labels_orders_them(monkeypatch):
+    import datasets
+
+    from seqlab.data.base import load_hub_table
+
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
+    rows = {"text": ["good", "bad"], "label": [1, 0]}
+    loaded = datasets.DatasetDict({s: datasets.Dataset.from_dict(rows, features=features) for s in ("train", "test")})
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: loaded)
+    for labels in (None, ["pos", "neg"]):
+        assert list(load_hub_table("someone/reviews", None, "label", labels, "")["label"]) == ["pos", "neg", "pos", "neg"]
+    assert list(load_hub_table("someone/reviews", None, "label", ["0", "1"], "")["label"]) == [1, 0, 1, 0]  # not the names: kept
 
 
 def test_an_unreachable_hub_goes_offline_for_that_load_only(monkeypatch):

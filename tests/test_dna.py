@@ -156,6 +156,13 @@ def test_predict_from_strings_and_fasta(tmp_path):
     (tmp_path / "Q.CSV").write_text("id,seq\na,ACGTN\nb,ggatc\n")
     dm.predict_input = str(tmp_path / "Q.CSV")  # the suffix in any case: still a table, not 3 lines
     assert from_table == [x.tolist() for x in dm.predict_dataset().items]
+    (tmp_path / "bad.fa").write_text(">r1\nACQT\n")
+    dm.predict_input = str(tmp_path / "bad.fa")
+    with pytest.raises(SeqlabError, match=r"bad\.fa: Record 'r1' has 'Q' at position 3"):
+        dm.predict_dataset()
+    dm.predict_input = ["ACQT"]  # inline: no file to name
+    with pytest.raises(SeqlabError, match=r"^Record 'input 0' has 'Q' at position 3"):
+        dm.predict_dataset()
     for missing in ("y.fa", "y.fa.gz"):  # not read as a sequence with a '/' in it
         dm.predict_input = str(tmp_path / missing)
         with pytest.raises(SeqlabError, match=f"{missing}'?: no such file"):

@@ -154,3 +154,10 @@ def test_log_figure_to_wandb_only_with_an_active_logger(tmp_path, monkeypatch):
     rows = [r for r in run["history"] if "val/gates/_type" in r]
     assert len(rows) == 1 and rows[0]["val/gates/_type"] == "image-file"
     assert (run_dir / "files" / rows[0]["val/gates/path"]).read_bytes().startswith(PNG)
+
+
+def test_explain_of_a_signal_task_points_to_the_figure_a_fit_draws():
+    from seqlab.errors import SeqlabError
+
+    with pytest.raises(SeqlabError, match=r"this task's data is ActivityDataModule\. .* runs/<task>/plots/gates_<task>\.png"):
+        encode_input("ActivityDataModule", {}, "0.1 0.2")

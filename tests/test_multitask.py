@@ -192,6 +192,14 @@ def test_checkpoint_without_the_asked_task_lists_the_tasks_it_has(tmp_path, caps
         main(["test", "--config", str(single), f"--ckpt_path={best}"])
     err = capsys.readouterr().err
     assert "has no task(s) other of this multi-task config; its tasks: reviews, dna" in err and "use that task's config" in err
+    one_task = yaml.safe_load(config.read_text())  # a single-task config of a task the checkpoint has, under another name
+    one_task["data"] = one_task["data"]["init_args"]["tasks"]["reviews"]
+    one_task["data"]["init_args"]["task_name"] = "imdb"
+    single.write_text(yaml.safe_dump(one_task, sort_keys=False))
+    with pytest.raises(SystemExit):
+        main(["test", "--config", str(single), f"--ckpt_path={best}"])
+    err = capsys.readouterr().err
+    assert "has no task 'imdb'" in err and "A multi-task checkpoint runs with its multi-task config" in err and "--data.task_name" not in err
 
 
 def test_backbone_from_copies_the_encoder_and_freezing_keeps_it(tmp_path, capsys):

@@ -210,7 +210,10 @@ def read_signal_file(
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
         except Exception as err:  # not an .npz, damaged, or holding Python objects
-            raise SeqlabError(f"{path} could not be read as an .npz of numeric arrays ({err}). Write it with numpy.savez.") from None
+            raise SeqlabError(
+                f"{path} could not be read as an .npz of numeric arrays ({err}). Write it with numpy.savez from numeric arrays "
+                "(strings as a fixed-width str array, not dtype=object)."
+            ) from None
         if "signals" not in arrays:
             raise SeqlabError(f"{path} needs an array 'signals' of shape (samples, channels); it has {sorted(arrays)}.")
         signals = arrays.pop("signals")
@@ -250,9 +253,14 @@ def read_signal_file(
             numbers = pd.to_numeric(df[name], errors="coerce")
             bad = np.flatnonzero(numbers.isna().to_numpy() & df[name].notna().to_numpy())
             if len(bad):
+                label = (
+                    f" The file has no label column {label_column!r}: if {name!r} holds the labels, set data.label_column={name}."
+                    if label_column and label_column not in df.columns and channels is None
+                    else ""
+                )
                 raise SeqlabError(
                     f"{path}: channel {name!r} holds {df[name].iloc[bad[0]]!r} at data row {bad[0] + 1}, not a number "
-                    f"({len(bad)} such value(s) in it). Fix the values (a decimal comma?), or list the signal columns in data.channels."
+                    f"({len(bad)} such value(s) in it). Fix the values (a decimal comma?), or list the signal columns in data.channels.{label}"
                 ) from None
         raise SeqlabError(f"{path}: channel columns {names} must hold numbers ({err}). List the signal columns in data.channels.") from None
     arrays = {c: df[c].to_numpy() for c in meta if c in df.columns}
@@ -468,7 +476,8 @@ class ActivityDataModule(SeqDataModule):
                 "both train and test). Add the column, name it with data.subject_column, or set data.split_by=recording."
             )
         if self.label_column not in arrays:
-            raise SeqlabError(f"{self.path} has no label column {self.label_column!r}. Add it or set data.label_column.")
+            has = sorted(k for k in arrays if k != "signals") + list(channels)
+            raise SeqlabError(f"{self.path} has no label column {self.label_column!r} (its columns: {has}). Add it or set data.label_column.")
         recs, names = file_recordings(arrays, str(self.path), row_word, self.subject_column, self.recording_column, self.label_column)
         return recs, names, channels
 
@@ -519,7 +528,10 @@ class ActivityDataModule(SeqDataModule):
             fit, val = stratified_split([int(r.labels[0]) for r in train], self.val_size, self.seed + 1, self.val_fold)
             return {"train": [train[i] for i in fit], "val": [train[i] for i in val], "test": [r for r in recs if r.official == "test"]}
         key = (lambda r: r.subject) if self.split_by == "subject" else (lambda r: f"{r.subject}/{r.name}")
-        test = self.test_subjects if self.test_subjects is not None else ([str(s) for s in HAPT_TEST_SUBJECTS] if self.source == "hapt" else None)
+        test = self.test_subjects
+        if test is None and self.source == "hapt":  # the UCI HAR test subjects, or all their recordings
+            test = [str(s) for s in HAPT_TEST_SUBJECTS]
+            test = test if self.split_by == "subject" else [key(r) for r in recs if r.subject in test]
         groups = split_subjects([key(r) for r in recs], test, self.val_subjects, self.test_size, self.val_size, self.seed, self.val_fold)
         self.subject_split = groups
         return {name: [r for r in recs if key(r) in set(members)] for name, members in groups.items()}
@@ -534,6 +546,11 @@ class ActivityDataModule(SeqDataModule):
         for rec in recs:
             x = standardize(rec.signals, p["stats"])  # (T, C)
             width = len(x) if p["window"] is None else p["window"]
+            if width < k:  # a whole recording shorter than one stacked step would be an empty sequence
+                raise SeqlabError(
+                    f"{rec.where}: recording {rec.name!r} of subject {rec.subject!r} has {width} sample(s), fewer than data.stack={k} "
+                    "stacks into one step. Remove the recording or use a smaller data.stack."
+                )
             if labelled:
                 starts, y = window_labels(rec.labels, p["window"], stride, p["mixed"])
             else:

@@ -159,6 +159,11 @@ def inline_strings(source: Any, give: str) -> list[str]:
     says what to give instead of a non-string item."""
     if not isinstance(source, (str, list, tuple)):
         raise SeqlabError(f"data.predict_input must be a string, a list of strings or a file path, not {type(source).__name__}.")
+    if isinstance(source, str) and source.strip().startswith("[") and source.strip().endswith("]"):  # a list the parser could not read
+        raise SeqlabError(
+            f"data.predict_input {source!r} looks like a list but is not valid YAML: separate the items by commas, "
+            '\'["a great film", "dull"]\'. (To predict on this very text, put it in a .txt file.)'
+        )
     items = [source] if isinstance(source, str) else list(source)
     wrong = [i for i, item in enumerate(items) if not isinstance(item, str)]
     if wrong:
@@ -191,7 +196,7 @@ def stratified_split(labels: Sequence[int], fraction: float, seed: int, fold: in
     the first: with fraction 1/K, folds 0..K-1 are disjoint and together hold out every index
     once (K-fold cross-validation)."""
     if not 0.0 <= fraction < 1.0:
-        raise SeqlabError(f"A split fraction must be at least 0 and below 1, got {fraction}.")
+        raise SeqlabError(f"A split fraction (data.val_size, data.test_size) must be at least 0 and below 1, got {fraction}.")
     if fold < 0 or (fold > 0 and (fraction == 0 or fold * fraction >= 1 - 1e-9)):
         last = math.ceil(1 / fraction - 1e-9) - 1 if fraction > 0 else 0
         raise SeqlabError(f"data.val_fold={fold} does not exist for data.val_size={fraction}: folds run from 0 to {last}.")
@@ -471,7 +476,7 @@ def load_hub_table(hub_id: str, config: str | None, label_column: str, labels: l
     df = pd.concat(frames, ignore_index=True)
     if "test" not in loaded:  # no official test split: a seeded data.test_size share instead
         df = df.drop(columns="split")
-    if names and labels is None and label_column in df.columns:
+    if names and label_column in df.columns and (labels is None or set(labels) <= set(names)):  # data.labels may order the names
         df[label_column] = [names[i] for i in df[label_column]]
     return df
 

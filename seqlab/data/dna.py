@@ -342,7 +342,9 @@ class DnaDataModule(SeqDataModule):
                 "predict needs data.predict_input: a FASTA file, a text file (one sequence a line), a table (column "
                 "data.sequence_column) or a list of strings."
             )
+        origin = ""
         if is_input_file(source, (".txt", ".fa", ".fasta", ".fna", *TABLE_SUFFIXES)):
+            origin = f"{source}: "
             if is_table(source):  # a table: its sequence column
                 df = read_table(source)
                 require_columns(df, (self.sequence_column,), source, "Set data.sequence_column to the column that holds the sequences.")
@@ -356,4 +358,7 @@ class DnaDataModule(SeqDataModule):
             records = [(f"input {i}", s) for i, s in enumerate(items)]
         self.ensure_preprocessing()
         max_length, truncation = self._cut()
-        return SequenceDataset([truncate(to_codes(seq, rid), max_length, truncation) for rid, seq in records])
+        try:
+            return SequenceDataset([truncate(to_codes(seq, rid), max_length, truncation) for rid, seq in records])
+        except SeqlabError as err:  # name the file the record is in
+            raise SeqlabError(f"{origin}{err}") from None
