@@ -194,6 +194,7 @@ class SeqlabCLI(LightningCLI):
         file that is no checkpoint (or a damaged one) stops with a message, not a torch traceback."""
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
+        self.notices = []
         if subcommand in ("validate", "test", "predict") and not config.get("ckpt_path"):
             raise SeqlabError(
                 f"python -m seqlab {subcommand} needs a trained model: give --ckpt_path <file.ckpt>, or --ckpt_path last for the "
@@ -229,17 +230,26 @@ class SeqlabCLI(LightningCLI):
         for key in RUNTIME_KEYS:
             if key in before:
                 model[key] = before[key]
-        if "chunk_size" in before and chunks[0] != chunks[1] and rank_zero_only.rank == 0:
-            print(
-                f"seqlab: model.chunk_size={chunks[0]!r} from the config, the checkpoint was trained with {chunks[1]!r}: the LSTM state "
-                "restarts at every chunk border, so outputs differ a little from the checkpoint's setting "
-                f"(--model.chunk_size={'null' if chunks[1] is None else chunks[1]} matches it).",
-                file=sys.stderr,
-            )
         ignore = RUNTIME_KEYS + (TRAINING_KEYS if subcommand != "fit" else ())
         overridden = [f"{k}={model[k]!r} (config: {v!r})" for k, v in before.items() if k not in ignore and k in model and model[k] != v]
-        if overridden and rank_zero_only.rank == 0:
-            print(f"seqlab: the checkpoint's model settings apply: {', '.join(overridden)}.", file=sys.stderr)
+        if overridden:  # said once the run starts: a checkpoint of another task stops before that
+            self.notices.append(f"seqlab: the checkpoint's model settings apply: {', '.join(overridden)}.")
+        if "chunk_size" in before and chunks[0] != chunks[1]:
+            self.notices.append(
+                f"seqlab: model.chunk_size={chunks[0]!r} from the config, the checkpoint was trained with {chunks[1]!r}: the LSTM state "
+                "restarts at every chunk border, so outputs differ a little from the checkpoint's setting "
+                f"(--model.chunk_size={'null' if chunks[1] is None else chunks[1]} matches it)."
+            )
+
+    notices: list[str] = []  # lines about the checkpoint, printed when the command starts
+
+    def print_notices(self) -> None:
+        if rank_zero_only.rank == 0:
+            for line in self.notices:
+                print(line, file=sys.stderr)
+        self.notices = []
+
+    before_fit = before_validate = before_test = before_predict = print_notices
 
     def instantiate_trainer(self, **kwargs):
         """Lightning's refusals of trainer settings (an accelerator this machine lacks, an unknown

@@ -158,11 +158,15 @@ def test_resume_from_last_checkpoint(reviews_csv, capsys):
     assert "the checkpoint's model settings apply: hidden_size=16 (config: 8)" in capsys.readouterr().err
 
 
-def test_checkpoint_of_another_task_is_refused_with_its_tasks(reviews_csv):
+def test_checkpoint_of_another_task_is_refused_with_its_tasks(reviews_csv, capsys):
     best = fit_tiny(reviews_csv, "--trainer.max_epochs=1").trainer.checkpoint_callback.best_model_path
+    capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        main(["predict", *tiny_text_args(reviews_csv), "--data.task_name=reviews2", f"--ckpt_path={best}", "--data.predict_input=[great]"])
+        args = ["--data.task_name=reviews2", "--model.hidden_size=8", f"--ckpt_path={best}", "--data.predict_input=[great]"]
+        main(["predict", *tiny_text_args(reviews_csv), *args])
     assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "has no task 'reviews2'" in err and "model settings apply" not in err  # no line as if the run went ahead
 
 
 def test_predict_needs_no_training_file_but_test_does(reviews_csv, tmp_path, capsys, monkeypatch):
