@@ -22,7 +22,6 @@ from seqlab.data.audio import (
     mel_filterbank,
     read_wav,
     resample,
-    write_wav,
 )
 from seqlab.data.base import encode_labels, fetch_member, train_val_test
 from seqlab.data.speech import (
@@ -38,6 +37,8 @@ from seqlab.data.speech import (
 )
 from seqlab.data.ts import channel_stats
 from seqlab.errors import SeqlabError
+
+from .helpers import write_wav
 
 ROOT = Path(__file__).resolve().parents[1]
 
