@@ -133,7 +133,7 @@ def dirpaths(config) -> list[Path]:
     return [Path(f).expanduser() for f in folders if f]
 
 
-def newest_last_checkpoint(config, required: bool = True) -> str | None:
+def newest_last_checkpoint(config, required: bool = True, option: str = "last") -> str | None:
     """``--ckpt_path last`` outside fit: the newest ``last*.ckpt`` in the ``dirpath`` of the
     config's ModelCheckpoint callbacks (as every shipped config sets one), found before the run so
     the checkpoint's vocabulary, statistics and model settings are read as for a path (a resumed
@@ -145,7 +145,7 @@ def newest_last_checkpoint(config, required: bool = True) -> str | None:
         return None
     if not found:
         where = ", ".join(map(str, folders)) or "no folder (no ModelCheckpoint of the config sets a dirpath)"
-        raise SeqlabError(f"--ckpt_path last: no last*.ckpt in {where}. Run fit with this config first, or give the checkpoint's path.")
+        raise SeqlabError(f"--ckpt_path {option}: no last*.ckpt in {where}. Run fit with this config first, or give the checkpoint's path.")
     return str(max(found, key=lambda p: p.stat().st_mtime))
 
 
@@ -155,12 +155,13 @@ def best_checkpoint(config) -> str:
     newest kept epoch)."""
     from seqlab.checkpoints import read_checkpoint
 
-    last = newest_last_checkpoint(config)
+    last = newest_last_checkpoint(config, option="best")
     states = (read_checkpoint(last).get("callbacks") or {}).items()
     recorded = [state.get("best_model_path") for name, state in states if "ModelCheckpoint" in name and isinstance(state, dict)]
-    for path in recorded:
-        if path and Path(path).is_file():
-            return str(path)
+    for path in recorded:  # an absolute path; beside last*.ckpt when the run folder was moved or copied
+        for candidate in (Path(path), Path(last).parent / Path(path).name) if path else ():
+            if candidate.is_file():
+                return str(candidate)
     missing = f" ({', '.join(p for p in recorded if p)} no longer exists)" if any(recorded) else ""
     raise SeqlabError(f"--ckpt_path best: {last} records no best checkpoint{missing}. Give the checkpoint's path, or --ckpt_path last.")
 
@@ -241,11 +242,11 @@ class SeqlabCLI(LightningCLI):
                 f"(--model.chunk_size={'null' if chunks[1] is None else chunks[1]} matches it)."
             )
 
-    notices: list[str] = []  # lines about the checkpoint, printed when the command starts
+    notices: list[str]  # lines about the checkpoint, printed when the command starts (set by _parse_ckpt_path)
 
     def print_notices(self) -> None:
         if rank_zero_only.rank == 0:
-            for line in self.notices:
+            for line in getattr(self, "notices", []):
                 print(line, file=sys.stderr)
         self.notices = []
 
@@ -266,6 +267,12 @@ class SeqlabCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         if self.subcommand == "predict":  # predictions go to a file and no metric is logged: no empty W&B run
             config.trainer.logger = False
+            given = (config.get("data") or {}).get("init_args", {}).get("predict_input")
+            if isinstance(given, str) and given.strip().startswith("[") and given.strip().endswith("]"):  # a list parsed as a string
+                raise SeqlabError(
+                    f"data.predict_input {given!r} looks like a list but reached seqlab as one string (a missing comma, or quotes "
+                    """around it in a YAML file): write '["a great film", "dull"]'. To predict on this very text, put it in a .txt file."""
+                )
         if config.trainer.get("enable_progress_bar") is False and config.trainer.get("callbacks"):  # the configs' bar would make
             config.trainer.callbacks = [c for c in config.trainer.callbacks if not is_progress_bar(c)]  # Lightning refuse the run
         ckpt = config.get("ckpt_path")

@@ -321,6 +321,9 @@ def test_hapt_default_split_is_the_uci_har_subject_split():
     by_recording.setup("fit")
     assert {key.split("/")[0] for key in by_recording.subject_split["test"]} == set(dm.subject_split["test"])
     assert len(by_recording.splits["test"]) == 2874
+    named = ActivityDataModule(source="hapt", split_by="recording", test_subjects=[2, 4, 9, 10, 12, 13, 18, 20, 24], val_subjects=[3, 19, 30])
+    named.setup("fit")  # subjects named as in configs/hapt.yaml: each stands for all of its recordings
+    assert {k: len(v) for k, v in named.splits.items()} == {"train": 6085, "val": 1058, "test": 2874}
 
 
 def test_basic_motions_official_split():

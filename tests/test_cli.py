@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -189,6 +190,9 @@ def test_predict_needs_no_training_file_but_test_does(reviews_csv, tmp_path, cap
         main(["predict", *by_name, "--data.predict_input=[great]"])
     assert f"records no best checkpoint ({best} no longer exists)" in capsys.readouterr().err
     moved.rename(best)
+    with pytest.raises(SystemExit):  # a list typed without its comma reaches the CLI as one string
+        main(["predict", *no_path, '--data.predict_input=["great film" "dull"]'])
+    assert "looks like a list but reached seqlab as one string" in capsys.readouterr().err
     folder = Path(best).parent
     (folder / "last-v1.ckpt").write_bytes(b"not a checkpoint")  # newer than last.ckpt: the one picked
     with pytest.raises(SystemExit):
@@ -199,6 +203,9 @@ def test_predict_needs_no_training_file_but_test_does(reviews_csv, tmp_path, cap
     with pytest.raises(SystemExit) as exit_info:  # an error, not a run of untrained weights
         main(["predict", *last, "--data.predict_input=[great]"])
     assert exit_info.value.code == 2 and "--ckpt_path last: no last*.ckpt in" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["predict", *by_name, "--data.predict_input=[great]"])
+    assert "--ckpt_path best: no last*.ckpt in" in capsys.readouterr().err
     no_checkpoint = [a for a in no_path if not a.startswith("--ckpt_path=")]
     for command in ("validate", "test", "predict"):  # no --ckpt_path at all: an error too
         with pytest.raises(SystemExit) as exit_info:
@@ -208,6 +215,13 @@ def test_predict_needs_no_training_file_but_test_does(reviews_csv, tmp_path, cap
         main(["test", *no_path])
     assert exit_info.value.code == 2
     assert "data.source=file needs data.path" in capsys.readouterr().err
+    runs = folder.parent.parent
+    shutil.copytree(runs, "runs")  # the run folder copied elsewhere (the checkpoints record absolute paths) and the original gone
+    shutil.rmtree(runs)
+    copy = Path("runs") / folder.relative_to(runs)
+    (copy / "last-v1.ckpt").unlink()  # the damaged one above
+    used = main(["predict", *by_name, "--data.predict_input=[great]"]).trainer.ckpt_path
+    assert Path(used).resolve() == (copy / Path(best).name).resolve()
 
 
 def test_help_lists_the_commands_beside_lightnings(capsys):

@@ -303,9 +303,8 @@ def test_predict_input_from_text_and_jsonl_files(tmp_path, reviews_csv):
     dm.predict_input = ["fine", None]
     with pytest.raises(SeqlabError, match=r"inputs \[1\] \(data.predict_input items, or items given to predict\) are not strings"):
         dm.predict_texts()
-    dm.predict_input = '["great film" "dull"]'  # a list typed without its comma reaches us as one string
-    with pytest.raises(SeqlabError, match=r"looks like a list but is not valid YAML: separate the items by commas"):
-        dm.predict_texts()
+    dm.predict_input = "[laughs] a fine film [applause]"  # brackets in a text (the CLI refuses a list typed without commas)
+    assert dm.predict_texts() == ["[laughs] a fine film [applause]"]
     dm.predict_input = []
     with pytest.raises(SeqlabError, match="holds nothing to predict on"):
         dm.predict_dataloader()
@@ -401,6 +400,12 @@ def test_hub_class_names_become_labels_also_when_data_labels_orders_them(monkeyp
     for labels in (None, ["pos", "neg"]):
         assert list(load_hub_table("someone/reviews", None, "label", labels, "")["label"]) == ["pos", "neg", "pos", "neg"]
     assert list(load_hub_table("someone/reviews", None, "label", ["0", "1"], "")["label"]) == [1, 0, 1, 0]  # not the names: kept
+    hidden = datasets.DatasetDict(
+        {"train": loaded["train"], "test": datasets.Dataset.from_dict({"text": ["?"], "label": [-1]}, features=features)}
+    )  # a hidden test split: -1 for every row
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: hidden)
+    with pytest.raises(SeqlabError, match=r"someone/reviews: column 'label' holds \[-1\] in \['test'\], outside its 2 class names"):
+        load_hub_table("someone/reviews", None, "label", None, "")
 
 
 def test_an_unreachable_hub_goes_offline_for_that_load_only(monkeypatch):

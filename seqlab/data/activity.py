@@ -529,10 +529,17 @@ class ActivityDataModule(SeqDataModule):
             return {"train": [train[i] for i in fit], "val": [train[i] for i in val], "test": [r for r in recs if r.official == "test"]}
         key = (lambda r: r.subject) if self.split_by == "subject" else (lambda r: f"{r.subject}/{r.name}")
         test = self.test_subjects
-        if test is None and self.source == "hapt":  # the UCI HAR test subjects, or all their recordings
+        if test is None and self.source == "hapt":  # the UCI HAR test subjects
             test = [str(s) for s in HAPT_TEST_SUBJECTS]
-            test = test if self.split_by == "subject" else [key(r) for r in recs if r.subject in test]
-        groups = split_subjects([key(r) for r in recs], test, self.val_subjects, self.test_size, self.val_size, self.seed, self.val_fold)
+
+        def as_keys(listed: list[str] | None) -> list[str] | None:  # by recording, a subject stands for all its recordings
+            if listed is None or self.split_by == "subject":
+                return listed
+            subjects = {r.subject for r in recs}
+            return [k for x in listed for k in ([key(r) for r in recs if r.subject == x] if x in subjects else [x])]
+
+        keys = [key(r) for r in recs]
+        groups = split_subjects(keys, as_keys(test), as_keys(self.val_subjects), self.test_size, self.val_size, self.seed, self.val_fold)
         self.subject_split = groups
         return {name: [r for r in recs if key(r) in set(members)] for name, members in groups.items()}
 

@@ -159,11 +159,6 @@ def inline_strings(source: Any, give: str) -> list[str]:
     says what to give instead of a non-string item."""
     if not isinstance(source, (str, list, tuple)):
         raise SeqlabError(f"data.predict_input must be a string, a list of strings or a file path, not {type(source).__name__}.")
-    if isinstance(source, str) and source.strip().startswith("[") and source.strip().endswith("]"):  # a list the parser could not read
-        raise SeqlabError(
-            f"data.predict_input {source!r} looks like a list but is not valid YAML: separate the items by commas, "
-            '\'["a great film", "dull"]\'. (To predict on this very text, put it in a .txt file.)'
-        )
     items = [source] if isinstance(source, str) else list(source)
     wrong = [i for i, item in enumerate(items) if not isinstance(item, str)]
     if wrong:
@@ -477,7 +472,15 @@ def load_hub_table(hub_id: str, config: str | None, label_column: str, labels: l
     if "test" not in loaded:  # no official test split: a seeded data.test_size share instead
         df = df.drop(columns="split")
     if names and label_column in df.columns and (labels is None or set(labels) <= set(names)):  # data.labels may order the names
-        df[label_column] = [names[i] for i in df[label_column]]
+        codes = df[label_column].to_numpy()
+        outside = sorted({int(c) for c in codes if not 0 <= c < len(names)})
+        if outside:  # -1: an unlabelled (hidden) test split
+            where = sorted(set(df.loc[(codes < 0) | (codes >= len(names)), "split"])) if "split" in df.columns else "the data"
+            raise SeqlabError(
+                f"{hub_id}: column {label_column!r} holds {outside} in {where}, outside its {len(names)} class names (-1 marks "
+                "unlabelled rows, as in a hidden test split). Use a dataset (or data.hub_config) whose splits are labelled."
+            )
+        df[label_column] = [names[i] for i in codes]
     return df
 
 

@@ -121,7 +121,7 @@ class SeqDataModule(L.LightningDataModule):
         if state is None or state.get("family") != type(self).__name__:
             has = ", ".join(f"{k} ({v.get('family')})" for k, v in states.items()) or "none"
             kin = [k for k, v in states.items() if v.get("family") == type(self).__name__]
-            if len(states) > 1:  # a multi-task checkpoint: its own config runs one of its tasks
+            if len(states) > 1 and not self.in_multitask:  # a multi-task checkpoint: its own config runs one of its tasks
                 fix = "A multi-task checkpoint runs with its multi-task config (e.g. configs/multitask.yaml, --data.only_task <task>). Or use"
             elif len(kin) == 1 and state is None:
                 fix = f"If it was trained under that name with this config (data.task_name), add --data.task_name {kin[0]}; otherwise use"
