@@ -37,11 +37,20 @@ TRAINING_KEYS = (
 
 
 def close_names(name: str, cls: type) -> list[str]:
-    """The init arguments of ``cls`` spelled most like ``name`` (a misspelt option)."""
+    """The init arguments of ``cls`` spelled most like ``name`` (a misspelt option); an ``__init__``
+    that passes ``**kwargs`` on adds its base class's arguments."""
     import difflib
     import inspect
 
-    return difflib.get_close_matches(name, [p for p in inspect.signature(cls.__init__).parameters if p != "self"], n=3)
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        names += [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return difflib.get_close_matches(name, list(dict.fromkeys(names)), n=3)
 
 
 def type_names(text: str) -> str:
@@ -69,7 +78,7 @@ def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
     one of ``data`` inside a dump of the union of data module classes, and one of ``model`` or
     ``trainer`` without suggestions."""
     # (only the outermost class: a nested one, a task of a multi-task config, keeps jsonargparse's full text)
-    in_class = r"Parser key \"(\w+)\":(?:(?!Parser key).)*?class_path '([\w.]+)':\s*"  # data's key, its class_path
+    in_class = r"Parser key \"(\w+(?:\.\w+)?)\":(?:(?!Parser key).)*?class_path '([\w.]+)':\s*"  # data's (trainer.logger's) key, its class_path
     wrong_value = re.match(in_class + r"Parser key \"(\w+)\":\s*Expected an? (.+?)\. Got value: ([^\n]*)", message, re.S)
     wrong_union = re.match(  # an optional option (int | None ...)
         in_class + r"Parser key \"(\w+)\":\s*Does not validate against any of the Union subtypes\s*Subtypes: \[([^\n]*)\].*?Given value: ([^\n]*)",

@@ -278,6 +278,25 @@ def test_a_misspelt_option_is_named_with_the_closest_ones(option, says, capsys):
     assert "seqlab.data.TextDataModule" in err and "Option 'batchsize' is not accepted" in err and "is not an option" not in err
 
 
+def test_a_misspelt_option_of_a_logger_or_callback_names_the_class(tmp_path, capsys):
+    nested = {  # inside a logger's or a callback's init_args: the class is named, and init arguments passed on by **kwargs count
+        "logger:\n    class_path: seqlab.loggers.WandbLogger\n    init_args:\n      projct: x\n": (
+            "trainer.logger.projct is not an option of seqlab.loggers.WandbLogger. Did you mean trainer.logger.project? "
+            "All options: python -m seqlab fit --trainer.logger.help seqlab.loggers.WandbLogger"
+        ),
+        "callbacks:\n    - class_path: seqlab.callbacks.ProgressBar\n      init_args:\n        every_secondz: 3\n": (
+            "trainer.callbacks.every_secondz is not an option of seqlab.callbacks.ProgressBar. Did you mean "
+            "trainer.callbacks.every_seconds? All options: python -m seqlab fit --trainer.callbacks.help seqlab.callbacks.ProgressBar"
+        ),
+    }
+    for text, says in nested.items():
+        typo = tmp_path / "typo.yaml"
+        typo.write_text("trainer:\n  " + text)
+        with pytest.raises(SystemExit):
+            main(["fit", "--config", str(ROOT / "configs" / "japanese_vowels.yaml"), "--config", str(typo)])
+        assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {says}"
+
+
 def test_a_run_from_a_checkpoint_keeps_the_configs_runtime_settings_and_names_the_others(reviews_csv, capsys):
     best = fit_tiny(reviews_csv, "--trainer.max_epochs=1").trainer.checkpoint_callback.best_model_path
     fast = main(["test", *tiny_text_args(reviews_csv), f"--ckpt_path={best}"])
