@@ -184,22 +184,24 @@ class ProgressBar(RichProgressBar):
             metrics = self._metrics(trainer, pl_module)
             self._line(f"{self._epoch(trainer)} done in {time.monotonic() - self._epoch_start:.0f} s{': ' + metrics if metrics else ''}")
 
+    def _eval_tick(self, trainer: L.Trainer, stage: str, several: bool, batch_idx: int, dataloader_idx: int, total: float | int) -> None:
+        """A validation/test/predict line when one is due, naming the dataloader when there are several."""
+        if self._due(trainer):
+            self._tick(f"{stage} (dataloader {dataloader_idx})" if several else stage, batch_idx, total)
+
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
-        if not trainer.sanity_checking and self._due(trainer):
-            where = f"validation (dataloader {dataloader_idx})" if len(trainer.num_val_batches) > 1 else "validation"
-            self._tick(where, batch_idx, self.total_val_batches_current_dataloader)
+        if not trainer.sanity_checking:
+            several = len(trainer.num_val_batches) > 1
+            self._eval_tick(trainer, "validation", several, batch_idx, dataloader_idx, self.total_val_batches_current_dataloader)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         super().on_test_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
-        if self._due(trainer):
-            where = f"test (dataloader {dataloader_idx})" if len(trainer.num_test_batches) > 1 else "test"
-            self._tick(where, batch_idx, self.total_test_batches_current_dataloader)
+        self._eval_tick(trainer, "test", len(trainer.num_test_batches) > 1, batch_idx, dataloader_idx, self.total_test_batches_current_dataloader)
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         super().on_predict_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
-        if self._due(trainer):
-            self._tick("predict", batch_idx, self.total_predict_batches_current_dataloader)
+        self._eval_tick(trainer, "predict", False, batch_idx, dataloader_idx, self.total_predict_batches_current_dataloader)
 
 
 class EpochTimer(L.Callback):

@@ -532,16 +532,21 @@ class ActivityDataModule(SeqDataModule):
         if test is None and self.source == "hapt":  # the UCI HAR test subjects
             test = [str(s) for s in HAPT_TEST_SUBJECTS]
 
-        def as_keys(listed: list[str] | None) -> list[str] | None:  # by recording, a subject stands for all its recordings
-            if listed is None or self.split_by == "subject":
-                return listed
-            subjects = {r.subject for r in recs}
-            return [k for x in listed for k in ([key(r) for r in recs if r.subject == x] if x in subjects else [x])]
-
         keys = [key(r) for r in recs]
+        of_subject: dict[str, list[str]] = {}
+        for rec, k in zip(recs, keys):
+            of_subject.setdefault(rec.subject, []).append(k)
+
+        def as_keys(listed: list[str] | None) -> list[str] | None:  # by recording, a subject stands for all its recordings
+            return listed if listed is None or self.split_by == "subject" else [k for x in listed for k in of_subject.get(x, [x])]
+
         groups = split_subjects(keys, as_keys(test), as_keys(self.val_subjects), self.test_size, self.val_size, self.seed, self.val_fold)
         self.subject_split = groups
-        return {name: [r for r in recs if key(r) in set(members)] for name, members in groups.items()}
+        parts = {}
+        for name, members in groups.items():
+            chosen = set(members)
+            parts[name] = [rec for rec, k in zip(recs, keys) if k in chosen]
+        return parts
 
     def _windows(self, recs: list[Recording], stride: int, labelled: bool = True) -> tuple[list[torch.Tensor], list[int], list[dict[str, Any]]]:
         """Standardised windows of each recording, (window / stack, stack * C) each, their labels,
