@@ -7,13 +7,13 @@ the training subjects. The split is by subject, so no person is in two splits.
 
 Sources: the UCI HAPT raw smartphone signals (pinned sdist, read with a restricted unpickler),
 BasicMotions (pinned sktime wheel, official split) and a user's CSV or NPZ file. The HAPT pickle's
-reader is in ``seqlab.data.hapt_pickle``.
+reader is in ``seqlab.data.hapt_pickle``, the user's file reader and ``Recording`` in
+``seqlab.data.signal_files``.
 """
 
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,12 +28,12 @@ from seqlab.data.base import (
     check_source,
     fetch_member,
     random_crop,
-    read_table,
     require_two_classes,
     stratified_split,
 )
 from seqlab.data.hapt_pickle import read_hapt_pickle
 from seqlab.data.module import SeqDataModule
+from seqlab.data.signal_files import Recording, check_finite, file_recordings, natural_key, read_signal_file
 from seqlab.data.ts import channel_stats, load_ts_dataset, standardize
 from seqlab.errors import SeqlabError
 from seqlab.files import write_folder
@@ -50,7 +50,6 @@ HAPT_LABELS = ["walking", "walking_upstairs", "walking_downstairs", "sitting", "
                "stand_to_sit", "sit_to_stand", "sit_to_lie", "lie_to_sit", "stand_to_lie", "lie_to_stand"]  # 7-12  # fmt: skip
 HAPT_TEST_SUBJECTS = [2, 4, 9, 10, 12, 13, 18, 20, 24]  # the UCI HAR test subjects
 SOURCES = ("hapt", "basic_motions", "file")
-UNLABELLED = {"", "-1", "nan", "none"}
 
 
 # -- the HAPT archive -----------------------------------------------------------------------------
@@ -77,35 +76,7 @@ def load_hapt(cache_dir: str | None = None, archive_path: str | None = None) -> 
         return {k: npz[k] for k in npz.files}
 
 
-# -- recordings, windows, splits -----------------------------------------------------------------
-@dataclass
-class Recording:
-    """One subject's continuous signal: ``signals`` (T, C), ``labels`` (T,) class codes (-1 =
-    unlabelled), ``rows`` (T,) each sample's number in its source, as ``row_word`` counts them."""
-
-    subject: str
-    name: str
-    signals: np.ndarray
-    labels: np.ndarray
-    rows: np.ndarray
-    where: str
-    row_word: str = "sample"
-    official: str | None = None  # "train"/"test" where the source has an official split
-
-
-def check_finite(rec: Recording, channels: list[str]) -> None:
-    """Stop at the first NaN or infinite sample, naming subject, recording, row and channel."""
-    bad = ~np.isfinite(rec.signals)
-    if bad.any():
-        row, channel = np.argwhere(bad)[0]
-        kind = "a NaN" if np.isnan(rec.signals[row, channel]) else "an infinite"
-        raise SeqlabError(
-            f"{rec.where}: subject {rec.subject!r}, recording {rec.name!r} has {kind} value at {rec.row_word} {rec.rows[row]} "
-            f"(channel {channels[channel]!r}); {int(bad.any(1).sum())} such sample(s) in this recording. seqlab does not "
-            "interpolate: fill or drop those samples (and split the recording where you drop some) first."
-        )
-
-
+# -- windows and splits -----------------------------------------------------------------------
 def window_labels(labels: np.ndarray, window: int | None, stride: int, mixed: str) -> tuple[np.ndarray, np.ndarray]:
     """(starts, labels) of the windows of one recording's per-sample labels. ``mixed="drop"``
     keeps windows whose samples all share one class; ``"majority"`` labels a window by its most
@@ -143,9 +114,9 @@ def split_subjects(
     """Subjects of train/val/test: the listed ones, else a seeded ``test_size`` share of all
     subjects for test and a ``val_size`` share of the rest for validation (the ``val_fold``-th
     share of a seeded order of the rest: folds of 1/val_size shares cover every subject once)."""
-    known = sorted(set(subjects), key=_natural)
+    known = sorted(set(subjects), key=natural_key)
     for name, listed in (("test_subjects", test), ("val_subjects", val)):
-        unknown = sorted(set(listed or []) - set(known), key=_natural)
+        unknown = sorted(set(listed or []) - set(known), key=natural_key)
         if unknown:
             hapt = " (configs/hapt.yaml names the UCI HAR test subjects: override it for a file of your own)" if name == "test_subjects" else ""
             raise SeqlabError(
@@ -154,7 +125,7 @@ def split_subjects(
             )
     rng = np.random.default_rng(seed)
     if test is None:
-        test = sorted(rng.permutation(known)[: max(1, int(round(len(known) * test_size)))].tolist(), key=_natural)
+        test = sorted(rng.permutation(known)[: max(1, int(round(len(known) * test_size)))].tolist(), key=natural_key)
     rest = [s for s in known if s not in test]
     if val_fold and (val is not None or val_size == 0):
         raise SeqlabError(
@@ -164,13 +135,13 @@ def split_subjects(
         val = []  # no validation subjects: train on all the rest
     elif val is None:
         size = max(1, int(round(len(rest) * val_size)))
-        val = sorted(np.random.default_rng(seed + 1).permutation(rest)[val_fold * size : (val_fold + 1) * size].tolist(), key=_natural)
+        val = sorted(np.random.default_rng(seed + 1).permutation(rest)[val_fold * size : (val_fold + 1) * size].tolist(), key=natural_key)
         if not val:
             last = -(-len(rest) // size) - 1
             raise SeqlabError(f"data.val_fold={val_fold} does not exist for {len(rest)} subjects in shares of {size}: folds run from 0 to {last}.")
     overlap = set(test) & set(val)
     if overlap:
-        both = sorted(overlap, key=_natural)
+        both = sorted(overlap, key=natural_key)
         raise SeqlabError(f"Subject(s) {both} are in both data.test_subjects and data.val_subjects. A subject belongs in one split.")
     parts = {"train": [s for s in rest if s not in val], "val": list(val), "test": list(test)}
     for name, members in parts.items():
@@ -179,147 +150,8 @@ def split_subjects(
     return parts
 
 
-def _natural(value: str) -> tuple:
-    return (0, int(value), "") if value.lstrip("-").isdigit() else (1, 0, value)
-
-
 def _subject_list(values: list[Any] | None) -> list[str] | None:
     return None if values is None else [str(v) for v in values]
-
-
-# -- user files ----------------------------------------------------------------------------------
-def read_signal_file(
-    path: str | Path,
-    channels: list[str] | None,
-    label_column: str | None,
-    subject_column: str | None,
-    recording_column: str,
-    fix: str = "Fix data.channels.",
-) -> tuple[dict[str, np.ndarray], list[str], str]:
-    """A CSV/TSV/Parquet table or an NPZ -> (columns as arrays, channel names, row word for errors).
-
-    Table: one row per sample, in time order; channel columns (``channels``, else every column
-    but label/subject/recording). NPZ: ``signals`` (N, C), optional ``channels`` (C,) names,
-    and 1-D arrays named like the label/subject/recording columns.
-    """
-    path = Path(path)
-    if path.suffix == ".npz":
-        if not path.is_file():
-            raise SeqlabError(f"Signal file {path} does not exist. Fix data.path or data.predict_input.")
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        except Exception as err:  # not an .npz, damaged, or holding Python objects
-            raise SeqlabError(
-                f"{path} could not be read as an .npz of numeric arrays ({err}). Write it with numpy.savez from numeric arrays "
-                "(strings as a fixed-width str array, not dtype=object)."
-            ) from None
-        if "signals" not in arrays:
-            raise SeqlabError(f"{path} needs an array 'signals' of shape (samples, channels); it has {sorted(arrays)}.")
-        signals = arrays.pop("signals")
-        if signals.ndim != 2 or not (np.issubdtype(signals.dtype, np.number) or signals.dtype == bool):
-            raise SeqlabError(f"{path}: 'signals' must be numbers of shape (samples, channels); it is {signals.dtype} of shape {signals.shape}.")
-        names = [str(c) for c in arrays.pop("channels")] if "channels" in arrays else [f"ch{i}" for i in range(signals.shape[1])]
-        if channels is not None:
-            missing = [c for c in channels if c not in names]
-            if missing:
-                raise SeqlabError(f"{path} has no channel(s) {missing}; its channels are {names}. Fix data.channels.")
-            signals, names = signals[:, [names.index(c) for c in channels]], list(channels)
-        for key, value in arrays.items():
-            if value.shape[:1] != signals.shape[:1]:
-                raise SeqlabError(f"{path}: array {key!r} has {len(value)} entries but 'signals' has {len(signals)} samples.")
-        arrays["signals"] = signals.astype(np.float32)
-        return arrays, names, "sample index"
-    df = read_table(path)
-    meta = {c for c in (label_column, subject_column, recording_column) if c}
-    names = list(channels) if channels is not None else [c for c in df.columns if c not in meta]
-    index = [c for c in names if str(c).startswith("Unnamed: ")]
-    if channels is None and index:
-        raise SeqlabError(
-            f"{path} has a column without a name ({index[0]!r}): a saved pandas index, not a signal. "
-            "Write the file with index=False, or list the signal columns in data.channels."
-        )
-    missing = [c for c in names if c not in df.columns]
-    if missing:
-        raise SeqlabError(f"{path} has no channel column(s) {missing}; its columns are {list(df.columns)}. {fix}")
-    if not names:
-        raise SeqlabError(f"{path} has no channel columns besides {sorted(meta)}.")
-    try:
-        signals = df[names].to_numpy(dtype=np.float32)
-    except (ValueError, TypeError) as err:
-        import pandas as pd
-
-        for name in names:  # the first value that is not a number, by column and data row
-            numbers = pd.to_numeric(df[name], errors="coerce")
-            bad = np.flatnonzero(numbers.isna().to_numpy() & df[name].notna().to_numpy())
-            if len(bad):
-                label = (
-                    f" The file has no label column {label_column!r}: if {name!r} holds the labels, set data.label_column={name}."
-                    if label_column and label_column not in df.columns and channels is None
-                    else ""
-                )
-                raise SeqlabError(
-                    f"{path}: channel {name!r} holds {df[name].iloc[bad[0]]!r} at data row {bad[0] + 1}, not a number "
-                    f"({len(bad)} such value(s) in it). Fix the values (a decimal comma?), or list the signal columns in data.channels.{label}"
-                ) from None
-        raise SeqlabError(f"{path}: channel columns {names} must hold numbers ({err}). List the signal columns in data.channels.") from None
-    arrays = {c: df[c].to_numpy() for c in meta if c in df.columns}
-    arrays["signals"] = signals
-    return arrays, [str(n) for n in names], "data row"
-
-
-def file_recordings(
-    arrays: dict[str, np.ndarray], where: str, row_word: str, subject_column: str | None, recording_column: str, label_column: str | None
-) -> tuple[list[Recording], list[str]]:
-    """Group a file's samples into recordings ((subject, recording) keys, in order of first
-    appearance) and code the labels. Returns (recordings, the label names found, in natural order)."""
-    n = len(arrays["signals"])
-    subjects = _text(arrays[subject_column]) if subject_column and subject_column in arrays else np.full(n, "all", dtype=object)
-    recs = _text(arrays[recording_column]) if recording_column in arrays else np.full(n, "1", dtype=object)
-    for name, values in (("subject", subjects), ("recording", recs)):
-        empty = np.flatnonzero(np.isin(values, ["", "nan", "None"]))
-        if len(empty):
-            raise SeqlabError(f"{where}: {row_word} {_row_number(empty[0], row_word)} has no {name} value. Every sample needs one.")
-    if label_column and label_column in arrays:
-        raw = _text(arrays[label_column])
-        unlabelled = np.isin(np.char.lower(raw.astype(str)), list(UNLABELLED))
-        names = sorted(set(raw[~unlabelled].tolist()), key=_natural)
-        index = {name: i for i, name in enumerate(names)}
-        codes = np.array([-1 if u else index[v] for v, u in zip(raw.tolist(), unlabelled.tolist())], dtype=np.int64)
-    else:
-        names, codes = [], np.full(n, -1, dtype=np.int64)
-    keys = np.char.add(np.char.add(subjects.astype(str), "\x1f"), recs.astype(str))  # (subject, recording) as one string
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    recordings = []
-    for k in np.argsort(first):
-        rows = np.flatnonzero(inverse == k)
-        gap = np.flatnonzero(np.diff(rows) != 1)
-        if len(gap):  # windows follow the file's order: another recording's rows in between would be cut into them
-            raise SeqlabError(
-                f"{where}: the samples of subject {subjects[rows[0]]!r}, recording {recs[rows[0]]!r} are not consecutive "
-                f"{row_word}s ({row_word}s {_row_number(rows[gap[0]], row_word)} and {_row_number(rows[gap[0] + 1], row_word)} are "
-                f"neighbours in it, with other samples between them). Sort the file by subject, recording and time, or give each "
-                f"stretch its own value in data.recording_column ({recording_column!r})."
-            )
-        recordings.append(
-            Recording(str(subjects[rows[0]]), str(recs[rows[0]]), arrays["signals"][rows], codes[rows], _row_number(rows, row_word), where, row_word)
-        )
-    return recordings, names
-
-
-def _text(values: np.ndarray) -> np.ndarray:
-    """Values as strings; whole floats (a pandas int column with gaps) lose their '.0'."""
-    out = []
-    for v in values.tolist():
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        out.append("" if v is None else str(v))
-    return np.array(out, dtype=object)
-
-
-def _row_number(i: Any, row_word: str) -> Any:
-    """Data rows of a table count from 1 (after the header); NPZ sample indices from 0."""
-    return i + 1 if row_word == "data row" else i
 
 
 # -- augmentation ----------------------------------------------------------------------------------
