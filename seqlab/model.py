@@ -49,7 +49,7 @@ class SeqModel(L.LightningModule):
         dropout: Dropout between LSTM layers.
         input_dropout: Dropout on the input layer's output.
         head_dropout: Dropout before each task's classification head.
-        pooling: How per-step outputs become one vector: last step, mean, max or attention.
+        pooling: How per-step outputs become one vector: last step, mean, max, both (mean_max) or attention.
         impl: fast (nn.LSTM kernels) or reference (the step-by-step gate equations; same numbers, slower).
         chunk_size: Encode long sequences in chunks of this many steps (bounded memory; max or mean pooling).
         chunk_batch: Chunks encoded at a time with chunk_size.
@@ -78,7 +78,7 @@ class SeqModel(L.LightningModule):
         dropout: float = 0.0,
         input_dropout: float = 0.0,
         head_dropout: float = 0.0,
-        pooling: Literal["last", "mean", "max", "attention"] = "max",
+        pooling: Literal["last", "mean", "max", "mean_max", "attention"] = "max",
         impl: Literal["fast", "reference"] = "fast",
         chunk_size: int | None = None,
         chunk_batch: int = 32,

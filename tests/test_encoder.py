@@ -11,7 +11,7 @@ import torch
 from seqlab.errors import SeqlabError
 from seqlab.nn import LSTMEncoder, ReferenceLSTM, SequenceClassificationHead
 
-POOLINGS = ["last", "mean", "max", "attention"]
+POOLINGS = ["last", "mean", "max", "mean_max", "attention"]
 
 
 def encoder(pooling="last", bidirectional=True, num_layers=2, impl="fast", **kw):
@@ -136,8 +136,19 @@ def test_fast_and_reference_paths_agree(pooling, conv_kernel):
 
 
 def test_unknown_pooling_names_the_choices():
-    with pytest.raises(ValueError, match="last, mean, max, attention"):
+    with pytest.raises(ValueError, match="last, mean, max, mean_max, attention"):
         LSTMEncoder(4, 4, pooling="median")
+
+
+def test_mean_max_pooling_is_the_mean_and_the_max_side_by_side():
+    both, mean, top = (encoder(p, True, vocab_size=20) for p in ("mean_max", "mean", "max"))  # same seed: same weights
+    assert (both.step_size, both.output_size, mean.output_size) == (10, 20, 10)
+    x = torch.randint(1, 20, (3, 8))
+    lengths = torch.tensor([8, 5, 2])
+    torch.testing.assert_close(both(x, lengths), torch.cat([mean(x, lengths), top(x, lengths)], dim=1), rtol=0, atol=0)
+    out = both.encode(x, lengths)
+    torch.testing.assert_close(both(x, lengths)[1, :10], out[1, :5].mean(0), rtol=1e-12, atol=1e-12)  # real steps only
+    torch.testing.assert_close(both(x, lengths)[1, 10:], out[1, :5].amax(0), rtol=0, atol=0)
 
 
 def test_plain_torch_training_loop_learns():

@@ -19,8 +19,8 @@ from torch import Tensor, nn
 from seqlab.errors import SeqlabError
 from seqlab.nn.lstm import check_lengths, reverse_padded, run_reference_layer
 
-Pooling = Literal["last", "mean", "max", "attention"]
-POOLINGS = ("last", "mean", "max", "attention")
+Pooling = Literal["last", "mean", "max", "mean_max", "attention"]
+POOLINGS = ("last", "mean", "max", "mean_max", "attention")
 IMPLS = ("fast", "reference")
 
 
@@ -83,6 +83,9 @@ class LSTMEncoder(nn.Module):
     ``input_size`` is the width the LSTM reads: the output of the input layer (token embedding of
     ``vocab_size`` ids, or projection of ``feature_dim`` features; neither: the input as it is).
 
+    ``output_size`` is the pooled width: the per-step width (``step_size``: hidden_size, twice that
+    bidirectional), doubled by ``pooling="mean_max"`` (the mean and the max side by side).
+
     ``impl="fast"`` uses ``nn.LSTM`` kernels, ``impl="reference"`` the step-by-step cell of
     ``seqlab.nn.lstm`` with the same weights; both give the same numbers.
     """
@@ -129,7 +132,8 @@ class LSTMEncoder(nn.Module):
         self.chunk_size = chunk_size
         self.chunk_batch = chunk_batch
         self.float32_lstm = float32_lstm
-        self.output_size = hidden_size * (2 if bidirectional else 1)
+        self.step_size = hidden_size * (2 if bidirectional else 1)  # width of each step's output
+        self.output_size = self.step_size * (2 if pooling == "mean_max" else 1)  # width of the pooled vector
         self.input = make_input_layer(input_size, vocab_size, feature_dim, padding_idx)
         # Optional local front end: residual 1-D convolutions over time before the recurrence.
         self.convs = nn.ModuleList(
@@ -137,11 +141,11 @@ class LSTMEncoder(nn.Module):
         )
         self.input_dropout = nn.Dropout(input_dropout)
         self.dropout = nn.Dropout(dropout)
-        sizes = [input_size] + [self.output_size] * (num_layers - 1)
+        sizes = [input_size] + [self.step_size] * (num_layers - 1)
         # One single-layer nn.LSTM per layer and direction, so each direction runs on its own input.
         self.forward_layers = nn.ModuleList(nn.LSTM(n, hidden_size, batch_first=True) for n in sizes)
         self.reverse_layers = nn.ModuleList(nn.LSTM(n, hidden_size, batch_first=True) for n in sizes) if bidirectional else None
-        self.attention = nn.Linear(self.output_size, 1) if pooling == "attention" else None
+        self.attention = nn.Linear(self.step_size, 1) if pooling == "attention" else None
 
     def _run(self, lstm: nn.LSTM, x: Tensor, lengths: Tensor) -> Tensor:
         device = x.device.type
@@ -168,7 +172,7 @@ class LSTMEncoder(nn.Module):
         return h * mask
 
     def encode(self, x: Tensor, lengths: Tensor | None = None, input_layer: nn.Module | None = None) -> Tensor:
-        """x: (B, T) token ids or (B, T, F) features -> (B, T, output_size) per-step outputs.
+        """x: (B, T) token ids or (B, T, F) features -> (B, T, step_size) per-step outputs.
 
         Outputs at padded steps are not meaningful; pool with ``lengths``. ``input_layer``
         replaces the encoder's own input layer (a multi-task model keeps one per task).
@@ -195,7 +199,7 @@ class LSTMEncoder(nn.Module):
         return h
 
     def pool(self, out: Tensor, lengths: Tensor | None) -> Tensor:
-        """(B, T, D) outputs -> (B, D), looking only at real steps."""
+        """(B, T, D) outputs -> (B, output_size), looking only at real steps."""
         return self._pool(out, check_lengths(lengths, *batch_dims(out, outputs=True), out.device))
 
     def _pool(self, out: Tensor, lengths: Tensor) -> Tensor:
@@ -208,10 +212,13 @@ class LSTMEncoder(nn.Module):
                 return last
             H = self.hidden_size
             return torch.cat([last[:, :H], out[:, 0, H:]], dim=1)  # reverse direction ends at step 0
-        if self.pooling == "mean":
-            return (out * mask).sum(1) / lengths.unsqueeze(1).to(out.dtype)
-        if self.pooling == "max":
-            return out.masked_fill(~mask, float("-inf")).amax(1)
+        if self.pooling in ("mean", "max", "mean_max"):
+            parts = []
+            if self.pooling != "max":
+                parts.append((out * mask).sum(1) / lengths.unsqueeze(1).to(out.dtype))
+            if self.pooling != "mean":
+                parts.append(out.masked_fill(~mask, float("-inf")).amax(1))
+            return torch.cat(parts, dim=1)  # (B, D), or (B, 2D) for mean_max
         scores = self.attention(out).masked_fill(~mask, float("-inf"))  # (B, T, 1)
         return (scores.softmax(1) * out).sum(1)
 
