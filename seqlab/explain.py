@@ -105,17 +105,12 @@ def gate_trace(model: nn.Module, task: str, x: Tensor, layer: int = 0) -> dict[s
             runs.append((encoder.reverse_layers[index], reverse_padded(h, lengths)))
         outs, parts = [], {name: [] for name in PANELS}
         for direction, (lstm, inp) in enumerate(runs):
-            out, _, gates = run_reference_layer(lstm, "_l0", inp, None, lengths, return_gates=True)
-            c = torch.zeros_like(gates[0].forget)
-            cells = []
-            for g in gates:  # c_t = f_t * c_{t-1} + i_t * g_t, the cell update of lstm_cell
-                c = g.forget * c + g.input * g.candidate
-                cells.append(c)
+            out, _, steps = run_reference_layer(lstm, "_l0", inp, None, lengths, return_gates=True)  # [(Gates, c_t)] per step
             stacked = {
-                "forget": torch.stack([g.forget for g in gates], 1),
-                "input": torch.stack([g.input for g in gates], 1),
-                "output": torch.stack([g.output for g in gates], 1),
-                "cell": torch.stack(cells, 1),
+                "forget": torch.stack([g.forget for g, _ in steps], 1),
+                "input": torch.stack([g.input for g, _ in steps], 1),
+                "output": torch.stack([g.output for g, _ in steps], 1),
+                "cell": torch.stack([c for _, c in steps], 1),
             }  # each (1, T, H) in the order of this direction's run
             if direction == 1:
                 stacked = {k: reverse_padded(v, lengths) for k, v in stacked.items()}

@@ -108,6 +108,26 @@ def test_cell_follows_the_gate_equations():
     torch.testing.assert_close(h_new, o * torch.tanh(f * c + i * g))
 
 
+def test_returned_gates_and_cells_rebuild_every_step():
+    """return_gates: each step's (Gates, c_t) gives c_t = f c_{t-1} + i g and h_t = o tanh(c_t),
+    the outputs of both directions, and the final states."""
+    torch.manual_seed(0)
+    lstm = ReferenceLSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True).double()
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    output, (h_n, c_n), steps = lstm(x, return_gates=True)
+    assert sorted(steps) == [(0, 0), (0, 1), (1, 0), (1, 1)] and all(len(s) == 5 for s in steps.values())
+    for direction in (0, 1):
+        c = torch.zeros(2, 4, dtype=torch.float64)
+        for t, (g, c_t) in enumerate(steps[(1, direction)]):  # the last layer, in the order of the run
+            c = g.forget * c + g.input * g.candidate
+            torch.testing.assert_close(c_t, c, rtol=1e-12, atol=1e-12)
+            step = t if direction == 0 else 4 - t  # the reverse direction runs from the last step
+            torch.testing.assert_close(output[:, step, 4 * direction : 4 * direction + 4], g.output * torch.tanh(c), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(c_n[2 + direction], c, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(h_n[2 + direction], g.output * torch.tanh(c), rtol=1e-12, atol=1e-12)
+    assert len(lstm(x)) == 2  # without return_gates: output, (h_n, c_n) as nn.LSTM
+
+
 def test_reverse_padded_flips_within_length():
     x = torch.arange(12.0).view(3, 4)
     lengths = torch.tensor([4, 2, 1])

@@ -71,11 +71,13 @@ def run_reference_layer(
     hx: tuple[Tensor, Tensor] | None,
     lengths: Tensor | None,
     return_gates: bool = False,
-) -> tuple[Tensor, tuple[Tensor, Tensor], list[Gates]]:
+) -> tuple[Tensor, tuple[Tensor, Tensor], list[tuple[Gates, Tensor]]]:
     """Run one direction of one layer step by step, with the weights ``*{suffix}`` of ``lstm``.
 
     x is (B, T, I) batch-first. With ``lengths``, the state stops changing after a sequence's
-    last step and its outputs past that step are zero, as with a packed sequence.
+    last step and its outputs past that step are zero, as with a packed sequence. Returns the
+    outputs (B, T, H), the final (h, c), and with ``return_gates`` each step's ``(Gates, c_t)``
+    (else an empty list).
     """
     B, T, _ = x.shape
     H = lstm.hidden_size
@@ -100,7 +102,7 @@ def run_reference_layer(
             h, c = h_new, c_new
             outputs.append(h_new)
         if return_gates:
-            gates.append(g)
+            gates.append((g, c_new))
     return torch.stack(outputs, dim=1), (h, c), gates
 
 
@@ -185,8 +187,9 @@ class ReferenceLSTM(nn.Module):
         """x: (B, T, I) if batch_first else (T, B, I), or one unbatched (T, I) sequence; hx: (h0, c0),
         each (layers * dirs, B, H), or (layers * dirs, H) unbatched.
 
-        Returns ``output, (h_n, c_n)`` like nn.LSTM, plus a dict ``{(layer, direction): [Gates]}``
-        when ``return_gates`` is set (direction 0 is forward, 1 is reverse, in time order of the run).
+        Returns ``output, (h_n, c_n)`` like nn.LSTM, plus a dict ``{(layer, direction): [(Gates, c_t)]}``
+        when ``return_gates`` is set: each step's gates and new cell state (direction 0 is forward,
+        1 is reverse, in time order of the run).
         """
         if x.dim() == 2:  # one sequence, as nn.LSTM takes it: run it as a batch of one
             hx = None if hx is None else (hx[0].unsqueeze(1), hx[1].unsqueeze(1))
