@@ -83,6 +83,10 @@ class LSTMEncoder(nn.Module):
     ``input_size`` is the width the LSTM reads: the output of the input layer (token embedding of
     ``vocab_size`` ids, or projection of ``feature_dim`` features; neither: the input as it is).
 
+    ``pooling`` defaults to ``"last"``, the final hidden states as in a plain LSTM classifier
+    (both directions' ends when bidirectional); ``SeqModel`` defaults to ``"max"``, which every config
+    but BasicMotions (``"mean"``) uses.
+
     ``output_size`` is the pooled width: the per-step width (``step_size``: hidden_size, twice that
     bidirectional), doubled by ``pooling="mean_max"`` (the mean and the max side by side).
 
