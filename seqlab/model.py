@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
 from typing import Any, Literal
 
@@ -27,6 +29,31 @@ def classification_metrics(spec: TaskSpec) -> MetricCollection:
             "f1": F1Score(task="multiclass", num_classes=n, average="macro"),
             "auroc": AUROC(task="multiclass", num_classes=n),
         }
+    )
+
+
+def storable_optimizer(optimizer: Any) -> Any:
+    """The optimizer as a checkpoint stores it, ``{"class_path", "init_args"}`` as the CLI's config
+    has it: a checkpoint holding a class cannot be read with ``torch.load(weights_only=True)``. An
+    optimizer class or a ``functools.partial`` of one (keywords only) converts; another callable is
+    kept as its text, for the record."""
+    if isinstance(optimizer, functools.partial) and isinstance(optimizer.func, type) and not optimizer.args:
+        return {"class_path": f"{optimizer.func.__module__}.{optimizer.func.__qualname__}", "init_args": dict(optimizer.keywords)}
+    if isinstance(optimizer, type):
+        return {"class_path": f"{optimizer.__module__}.{optimizer.__qualname__}", "init_args": {}}
+    return optimizer if isinstance(optimizer, dict) else repr(optimizer)
+
+
+def build_optimizer(optimizer: Any, params) -> torch.optim.Optimizer:
+    """An optimizer from a callable, or from ``{"class_path", "init_args"}`` (a checkpoint's record)."""
+    if callable(optimizer):
+        return optimizer(params)
+    if isinstance(optimizer, dict) and "class_path" in optimizer:
+        module, _, name = optimizer["class_path"].rpartition(".")
+        return getattr(importlib.import_module(module), name)(params, **(optimizer.get("init_args") or {}))
+    raise SeqlabError(
+        f"The model's optimizer is recorded only as {optimizer!r}, which cannot be rebuilt. "
+        "Pass optimizer= (a class or functools.partial) when loading the model to train it further."
     )
 
 
@@ -97,6 +124,7 @@ class SeqModel(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.hparams["optimizer"] = storable_optimizer(self.hparams["optimizer"])
         if not specs:
             raise SeqlabError("The model has no task: model.specs is empty. It is filled from the data module; check the data section of the config.")
         self.specs = {name: TaskSpec.from_dict(s) for name, s in specs.items()}
@@ -274,6 +302,7 @@ class SeqModel(L.LightningModule):
         checkpoint = read_checkpoint(path)
         weights = checkpoint.get("state_dict", {})
         theirs = checkpoint.get("hyper_parameters", {}).get("specs", {})
+        theirs = {name: TaskSpec.from_dict(spec).to_dict() for name, spec in theirs.items()}  # with defaults, as ours
         same = [name for name, s in self.specs.items() if theirs.get(name) == s.to_dict()]  # tasks whose input layer and head fit too
         prefixes = ["encoder."] + [f"{kind}.{name}." for name in same for kind in ("inputs", "heads")]
         mine = self.state_dict()
@@ -327,7 +356,7 @@ class SeqModel(L.LightningModule):
         return {"task": batch["task"], "index": batch["index"], "probs": self.log_probabilities(batch).exp()}
 
     def configure_optimizers(self):
-        optimizer = self.optimizer(self.parameters())
+        optimizer = build_optimizer(self.optimizer, self.parameters())
         if self.lr_schedule == "constant" and self.warmup == 0:
             return optimizer
         total = max(1, int(self.trainer.estimated_stepping_batches))
@@ -354,6 +383,7 @@ class SeqModel(L.LightningModule):
                 f"The checkpoint was trained on task(s) {', '.join(stored)}; this run has task(s) {', '.join(mine)}. "
                 "Use the config of the task the checkpoint was trained on, or a checkpoint of this task."
             )
+        stored = {name: TaskSpec.from_dict(spec).to_dict() for name, spec in stored.items()}  # with defaults, as mine
         for name in mine:
             if stored[name] != mine[name]:
                 raise SeqlabError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -152,3 +154,39 @@ def test_a_task_spec_whose_input_and_sizes_disagree_is_refused():
     ]:
         with pytest.raises(SeqlabError, match=rf"^Task 't': {says}"):
             TaskSpec(name="t", task_type="binary", labels=["a", "b"], **bad)
+
+
+@pytest.mark.parametrize(
+    "optimizer,expected", [(None, (torch.optim.AdamW, 1e-3)), (functools.partial(torch.optim.SGD, lr=0.25), (torch.optim.SGD, 0.25))]
+)
+def test_a_model_built_in_python_writes_a_checkpoint_that_loads_and_trains_on(tmp_path, optimizer, expected):
+    """The optimizer is stored as {class_path, init_args}: a class in the checkpoint would make it unreadable with weights_only."""
+    import lightning as L
+
+    from seqlab.checkpoints import read_checkpoint
+
+    torch.manual_seed(0)
+    batch = {
+        "task": "jv",
+        "index": torch.arange(4),
+        "x": torch.randn(4, 6, 3),
+        "lengths": torch.tensor([6, 5, 3, 1]),
+        "y": torch.tensor([0, 1, 2, 3]),
+    }
+    kwargs = {} if optimizer is None else {"optimizer": optimizer}
+    model = SeqModel(SPEECH, embed_dim=4, hidden_size=3, lr_schedule="constant", **kwargs)
+    trainer = L.Trainer(
+        max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    trainer.fit(model, torch.utils.data.DataLoader([batch], batch_size=None))
+    path = tmp_path / "python.ckpt"
+    trainer.save_checkpoint(path)
+    stored = read_checkpoint(path)["hyper_parameters"]["optimizer"]  # torch.load(weights_only=True) reads it
+    assert stored["class_path"] == f"{expected[0].__module__}.{expected[0].__qualname__}"
+    loaded = SeqModel.load_from_checkpoint(path)
+    torch.testing.assert_close(loaded.state_dict(), model.state_dict())
+    rebuilt = loaded.configure_optimizers()
+    assert type(rebuilt) is expected[0] and rebuilt.param_groups[0]["lr"] == expected[1]
+    loaded.optimizer = "<function <lambda>>"  # what another callable leaves in the record
+    with pytest.raises(SeqlabError, match="cannot be rebuilt. Pass optimizer="):
+        loaded.configure_optimizers()
