@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from seqlab.data.base import BucketBatchSampler, PinnedArchive, fetch_member, stratified_split
 from seqlab.data.text import TextDataModule, build_vocab, encode, tokenize
@@ -84,6 +85,18 @@ def test_bucket_sampler_covers_everything_once_with_little_padding():
     assert list(sampler) != batches  # reshuffled each epoch
     sampler.set_epoch(0)
     assert list(sampler) == batches  # and reproducible
+
+
+def test_bucket_sampler_order_does_not_depend_on_dataloader_workers():
+    """A DataLoader with workers calls iter() on its batch sampler twice before reading; only a pass that is read counts."""
+    lengths = np.arange(1, 65)
+    orders = []
+    for workers in (0, 1):
+        sampler = BucketBatchSampler(lengths, 8, seed=0)
+        loader = torch.utils.data.DataLoader(list(range(64)), batch_sampler=sampler, num_workers=workers)
+        orders.append([batch.tolist() for batch in loader])
+        assert sampler.passes == 1
+    assert orders[0] == orders[1] == list(BucketBatchSampler(lengths, 8, seed=0))
 
 
 def test_bucket_sampler_starts_a_new_order_when_iterated_again_within_an_epoch():

@@ -334,9 +334,12 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
+        # A generator: the order is drawn at the first batch read, not at iter(), which a DataLoader with
+        # workers calls twice before it reads (a pass counted then would change the order with num_workers).
         batches = self._batches()
         self.passes += 1
-        return (b.tolist() for b in batches)
+        for b in batches:
+            yield b.tolist()
 
     def __len__(self) -> int:
         n, bs = self._share_size(), self.batch_size
