@@ -137,13 +137,27 @@ def test_subject_folds_validate_each_training_subject_once(signals_csv):
     folds = [split(k) for k in range(4)]
     assert sorted(s for f in folds for s in f["val"]) == ["p2", "p3", "p4", "p5"]
     assert all(len(f["val"]) == 1 and f["val"][0] not in f["train"] and len(f["train"]) == 3 for f in folds)
-    with pytest.raises(SeqlabError, match="val_fold=4 does not exist for 4 subjects.*from 0 to 3"):
+    with pytest.raises(SeqlabError, match=r"val_fold=4 holds no subject: 4 subjects in shares of data.val_size=0.25 \(folds run from 0 to 3\)"):
         split(4)
     with pytest.raises(SeqlabError, match="needs data.val_size > 0 and data.val_subjects: null"):
         dm = ActivityDataModule(source="file", path=str(signals_csv), window=50, test_subjects=["p0", "p1"], val_subjects=["p2"], val_fold=1)
         dm.setup("fit")
     with pytest.raises(SeqlabError, match="counts validation shares from 0"):
         ActivityDataModule(source="file", path=str(signals_csv), val_fold=-1)
+
+
+@pytest.mark.parametrize("n,folds", [(7, 5), (21, 10), (9, 4), (3, 3)])
+def test_subject_folds_cover_every_subject_once_when_the_shares_are_uneven(n, folds):
+    from seqlab.data.activity import split_subjects
+
+    subjects = [f"s{i}" for i in range(n + 1)]
+    parts = [split_subjects(subjects, ["s0"], None, 0.0, 1 / folds, 0, k) for k in range(folds)]
+    held = [s for p in parts for s in p["val"]]
+    assert sorted(held) == sorted(subjects[1:])  # each training subject validated exactly once
+    assert all(p["val"] and not set(p["val"]) & set(p["train"]) for p in parts)
+    assert parts[0]["val"] == split_subjects(subjects, ["s0"], None, 0.0, 1 / folds, 0)["val"]  # fold 0: the plain validation share
+    with pytest.raises(SeqlabError, match=rf"val_fold={folds} holds no subject.*folds run from 0 to {folds - 1}"):
+        split_subjects(subjects, ["s0"], None, 0.0, 1 / folds, 0, folds)
 
 
 def test_npz_source_matches_csv(signals_csv, tmp_path):

@@ -14,6 +14,7 @@ reader is in ``seqlab.data.hapt_pickle``, the user's file reader and ``Recording
 from __future__ import annotations
 
 import gzip
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -133,12 +134,17 @@ def split_subjects(
         )
     if val is None and val_size == 0:
         val = []  # no validation subjects: train on all the rest
-    elif val is None:
-        size = max(1, int(round(len(rest) * val_size)))
-        val = sorted(np.random.default_rng(seed + 1).permutation(rest)[val_fold * size : (val_fold + 1) * size].tolist(), key=natural_key)
-        if not val:
-            last = -(-len(rest) // size) - 1
-            raise SeqlabError(f"data.val_fold={val_fold} does not exist for {len(rest)} subjects in shares of {size}: folds run from 0 to {last}.")
+    elif val is None:  # fold k: subjects round(n f k) up to round(n f (k + 1)) of a seeded order, as stratified_split cuts
+        n = len(rest)
+        lo, hi = int(round(n * val_size * val_fold)), int(round(n * val_size * (val_fold + 1)))
+        lo, hi = (lo, max(hi, 1)) if val_fold == 0 else (max(lo, 1), hi)  # fold 0 holds at least the first subject
+        if val_fold * val_size >= 1 - 1e-9 or lo >= hi:
+            last = math.ceil(1 / val_size - 1e-9) - 1
+            raise SeqlabError(
+                f"data.val_fold={val_fold} holds no subject: {n} subjects in shares of data.val_size={val_size} (folds run from 0 to {last}). "
+                f"Use a lower data.val_fold, or a data.val_size of at least 1/{n}."
+            )
+        val = sorted(np.random.default_rng(seed + 1).permutation(rest)[lo:hi].tolist(), key=natural_key)
     overlap = set(test) & set(val)
     if overlap:
         both = sorted(overlap, key=natural_key)
