@@ -242,6 +242,21 @@ def test_an_empty_batch_gives_an_empty_summary(chunk_size):
     assert enc(torch.zeros(0, 5, dtype=torch.long), torch.zeros(0, dtype=torch.long)).shape == (0, 6)
 
 
+@pytest.mark.parametrize("chunk_size", [None, 5000])
+def test_mean_pooling_in_float16_holds_sequences_longer_than_float16_numbers(chunk_size, monkeypatch):
+    """Lengths and sums past 65,504 overflow float16: the mean is taken in float32, chunk weights too."""
+    enc = LSTMEncoder(3, 2, pooling="mean_max" if chunk_size is None else "mean", feature_dim=3, chunk_size=chunk_size)
+    out = torch.ones(1, 70_000, enc.step_size, dtype=torch.float16)
+    lengths = torch.tensor([70_000])
+    # What a float16 run's LSTM outputs would be, without running 70,000 steps here:
+    monkeypatch.setattr(enc, "_encode", lambda x, ls, layer, start=None: out[: x.size(0), : x.size(1)])
+    if chunk_size is None:
+        pooled = enc.pool(out, lengths)
+    else:  # each chunk's mean, then their length-weighted mean
+        pooled = enc(torch.zeros(1, 70_000, 3), lengths)
+    assert pooled.dtype == torch.float16 and torch.equal(pooled, torch.ones_like(pooled))
+
+
 def test_chunking_needs_a_combinable_pooling():
     with pytest.raises(ValueError, match="max or mean"):
         LSTMEncoder(4, 4, pooling="last", chunk_size=10)

@@ -218,8 +218,9 @@ class LSTMEncoder(nn.Module):
             return torch.cat([last[:, :H], out[:, 0, H:]], dim=1)  # reverse direction ends at step 0
         if self.pooling in ("mean", "max", "mean_max"):
             parts = []
-            if self.pooling != "max":
-                parts.append((out * mask).sum(1) / lengths.unsqueeze(1).to(out.dtype))
+            if self.pooling != "max":  # summed in float32: float16 holds no length or sum past 65,504
+                mean = (out * mask).sum(1, dtype=torch.float32) / lengths.unsqueeze(1).float()
+                parts.append(mean.to(out.dtype))
             if self.pooling != "mean":
                 parts.append(out.masked_fill(~mask, float("-inf")).amax(1))
             return torch.cat(parts, dim=1)  # (B, D), or (B, 2D) for mean_max
@@ -274,5 +275,5 @@ class LSTMEncoder(nn.Module):
         summaries = pooled.new_full((B * n, self.output_size), fill).index_put((rows,), pooled).view(B, n, -1)  # (B, n, D)
         if self.pooling == "max":
             return summaries.amax(1)
-        w = chunk_lengths.view(B, n, 1).to(summaries.dtype)
-        return (summaries * w).sum(1) / w.sum(1)
+        w = chunk_lengths.view(B, n, 1).float()  # weights and sums in float32, as in _pool
+        return ((summaries.float() * w).sum(1) / w.sum(1)).to(summaries.dtype)
