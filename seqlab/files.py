@@ -1,6 +1,7 @@
 """Files and folders written whole or not at all: the writer fills a temporary name in the
 target's own folder, which is then renamed into place (``os.replace``, atomic on one file
-system). A crash leaves the previous version, never half a file. Temporary names carry the host
+system). A crash leaves the previous version, never half a file; ``write_file`` also syncs the
+file before the rename and the folder after it, so a power loss does too. Temporary names carry the host
 and process id of their writer, so the next write to the same target removes those a killed
 process left behind (``sweep_orphans``). (``seqlab.callbacks.ModelCheckpoint`` writes
 checkpoints with ``write_file`` too.)"""
@@ -111,10 +112,26 @@ def write_file(path: str | os.PathLike, write: Callable[[Path], object]) -> Path
     tmp = path.with_name(f".{path.name}.{writer_tag()}.tmp")
     try:
         write(tmp)
+        sync(tmp)  # the bytes on disk before the name points at them: a power loss leaves the old file or the new
         os.replace(tmp, path)
+        sync(path.parent)  # the rename itself
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def sync(path: Path) -> None:
+    """``fsync`` a file, or a folder's entries where the system allows it (not on Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_folder(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:

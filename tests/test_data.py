@@ -467,6 +467,21 @@ def test_a_writer_that_fails_leaves_the_previous_file_and_folder_whole(tmp_path)
     assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names file descriptors through /proc")
+def test_write_file_syncs_the_bytes_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    from seqlab import files
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(files.os, "fsync", lambda fd: events.append(("fsync", os.path.realpath(f"/proc/self/fd/{fd}"))) or real_fsync(fd))
+    monkeypatch.setattr(files.os, "replace", lambda a, b: events.append(("replace", str(b))) or real_replace(a, b))
+    target = tmp_path / "model.ckpt"
+    files.write_file(target, lambda tmp: tmp.write_bytes(b"weights"))
+    assert [e[0] for e in events] == ["fsync", "replace", "fsync"]
+    assert events[0][1].endswith(".tmp") and events[1][1] == str(target) and events[2][1] == str(tmp_path)
+    assert target.read_bytes() == b"weights"
+
+
 def test_the_next_write_removes_temporaries_of_a_killed_writer_on_this_host_only(tmp_path, monkeypatch):
     import subprocess
     import sys
