@@ -218,8 +218,9 @@ class LSTMEncoder(nn.Module):
             return torch.cat([last[:, :H], out[:, 0, H:]], dim=1)  # reverse direction ends at step 0
         if self.pooling in ("mean", "max", "mean_max"):
             parts = []
-            if self.pooling != "max":  # summed in float32: float16 holds no length or sum past 65,504
-                mean = (out * mask).sum(1, dtype=torch.float32) / lengths.unsqueeze(1).float()
+            if self.pooling != "max":  # summed in at least float32: float16 holds no length or sum past 65,504
+                wide = torch.promote_types(out.dtype, torch.float32)
+                mean = (out * mask).sum(1, dtype=wide) / lengths.unsqueeze(1).to(wide)
                 parts.append(mean.to(out.dtype))
             if self.pooling != "mean":
                 parts.append(out.masked_fill(~mask, float("-inf")).amax(1))
@@ -275,5 +276,6 @@ class LSTMEncoder(nn.Module):
         summaries = pooled.new_full((B * n, self.output_size), fill).index_put((rows,), pooled).view(B, n, -1)  # (B, n, D)
         if self.pooling == "max":
             return summaries.amax(1)
-        w = chunk_lengths.view(B, n, 1).float()  # weights and sums in float32, as in _pool
-        return ((summaries.float() * w).sum(1) / w.sum(1)).to(summaries.dtype)
+        wide = torch.promote_types(summaries.dtype, torch.float32)  # weights and sums in at least float32, as in _pool
+        w = chunk_lengths.view(B, n, 1).to(wide)
+        return ((summaries.to(wide) * w).sum(1) / w.sum(1)).to(summaries.dtype)
