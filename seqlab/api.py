@@ -151,6 +151,10 @@ class Predictor:
         family = type(module).__name__
         if isinstance(inputs, (str, Path)) or family not in ("SpeechDataModule", "ActivityDataModule"):
             return inputs
+        if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(i, (str, Path)) for i in inputs):
+            if family == "SpeechDataModule":
+                return [str(i) for i in inputs]  # WAV files
+            raise SeqlabError("Give one signal file (a path) or a list of 2-D arrays of numbers; only speech reads a list of paths (.wav files).")
         give = "Give a list of 2-D arrays of numbers: (time, features) frames or (samples, channels) recordings."
         try:
             arrays = [np.asarray(a, dtype=np.float32) for a in ([inputs] if isinstance(inputs, np.ndarray) and inputs.ndim == 2 else inputs)]

@@ -198,3 +198,12 @@ def test_an_unreadable_checkpoint_is_named_in_one_line(tmp_path):
     with pytest.raises(SeqlabError) as err:
         read_checkpoint(tmp_path / "notes.ckpt")
     assert "\n" not in str(err.value) and "notes.ckpt could not be read (UnpicklingError: " in str(err.value)
+
+
+def test_a_list_of_paths_goes_to_speech_as_wav_files_and_is_refused_for_activity(tmp_path):
+    from seqlab.api import Predictor
+    from seqlab.data import ActivityDataModule, SpeechDataModule
+
+    assert Predictor._as_input(SpeechDataModule(), [tmp_path / "a.wav", "b.wav"], tmp_path) == [str(tmp_path / "a.wav"), "b.wav"]
+    with pytest.raises(SeqlabError, match="only speech reads a list of paths"):
+        Predictor._as_input(ActivityDataModule(), ["a.csv", "b.csv"], tmp_path)

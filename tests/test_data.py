@@ -290,6 +290,18 @@ def test_predict_input_from_text_and_jsonl_files(tmp_path, reviews_csv):
     assert dm.predict_texts() == ["great"]
     dm.predict_input = ["a", "b"]
     assert len(dm.predict_dataset()) == 2
+    dm.predict_input = tmp_path / "in.txt"  # a Path object, as the API may get it
+    assert dm.predict_texts() == ["great film", "awful film"]
+    dm.predict_input = tmp_path / "gone"
+    with pytest.raises(SeqlabError, match="gone'?: no such file"):
+        dm.predict_texts()
+    for listed in ([str(tmp_path / "in.txt"), "bad film"], ["a fine film", "reviews/my review.txt"]):  # a file; a mistyped path
+        dm.predict_input = listed
+        with pytest.raises(SeqlabError, match=r"lists \[.*\], which read as file paths, not inputs.*Give one file as data.predict_input"):
+            dm.predict_texts()
+    dm.predict_input = "reviews/my review.txt"  # a mistyped path with a space is not predicted on as a text either
+    with pytest.raises(SeqlabError, match="no such file"):
+        dm.predict_texts()
     (tmp_path / "in.csv").write_text('text,label\n"good, really",1\nbad,0\n')
     dm.predict_input = str(tmp_path / "in.csv")
     assert dm.predict_texts() == ["good, really", "bad"]  # the text column, not the file's lines

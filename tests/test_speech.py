@@ -568,6 +568,15 @@ def test_predict_inputs_and_their_errors(tmp_path):
     dm.predict_input = str(root / "low")
     batch = next(iter(dm.predict_dataloader()))
     assert batch["x"].shape[0] == 6 and batch["x"].shape[2] == 13 and "y" not in batch
+    listed = [str(root / "low" / "low2.wav"), root / "high" / "high1.wav"]  # a list of WAV files, in its order
+    dm.predict_input = listed
+    x = dm.predict_dataset()
+    assert [o["file"] for o in dm.predict_origins] == [str(p) for p in listed]
+    dm.predict_input = str(root / "low" / "low2.wav")
+    torch.testing.assert_close(x[0][1], dm.predict_dataset()[0][1])  # (index, frames, label)
+    dm.predict_input = [str(root / "low"), str(tmp_path / "gone.wav")]
+    with pytest.raises(SeqlabError, match=r"lists \[.*low', .*gone.wav'\], which are not .wav files \(or do not exist\)"):
+        dm.predict_dataset()
     np.savez(tmp_path / "frames.npz", X=np.zeros((2, 5, 13), np.float32))
     dm.predict_input = str(tmp_path / "frames.npz")
     assert dm.predict_dataset().lengths() == [5, 5]

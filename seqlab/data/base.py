@@ -154,15 +154,32 @@ def read_text_file(path: str | Path) -> str:
         raise SeqlabError(f"{path} is not UTF-8 text ({where}). Save it as UTF-8.") from None
 
 
-def inline_strings(source: Any, give: str) -> list[str]:
+def looks_like_path(text: str, suffixes: Sequence[str]) -> bool:
+    """Whether an input string reads as a file name rather than an input: one line ending in one
+    of ``suffixes`` (``.gz`` too) that is one word or holds a path separator."""
+    if "\n" in text:
+        return False
+    suffix = table_suffix(text)
+    return (suffix in suffixes or suffix.removesuffix(".gz") in suffixes) and (len(text.split()) == 1 or "/" in text or os.sep in text)
+
+
+def inline_strings(source: Any, give: str, suffixes: Sequence[str] = ()) -> list[str]:
     """A ``data.predict_input`` given inline, one string or a list of them, as a list; ``give``
-    says what to give instead of a non-string item."""
+    says what to give instead of a non-string item. A list item that is, or reads as, a file
+    path (``suffixes``) is an error: a list holds the inputs themselves."""
     if not isinstance(source, (str, list, tuple)):
         raise SeqlabError(f"data.predict_input must be a string, a list of strings or a file path, not {type(source).__name__}.")
     items = [source] if isinstance(source, str) else list(source)
     wrong = [i for i, item in enumerate(items) if not isinstance(item, str)]
     if wrong:
         raise SeqlabError(f"The inputs {wrong[:5]} (data.predict_input items, or items given to predict) are not strings; give {give}.")
+    if not isinstance(source, str):
+        paths = [item for item in items if looks_like_path(item, suffixes) or (len(item.split()) == 1 and Path(item).is_file())]
+        if paths:
+            raise SeqlabError(
+                f"data.predict_input lists {paths[:3]}, which read as file paths, not inputs: a list holds the inputs themselves. "
+                "Give one file as data.predict_input (not in a list), or predict each file on its own."
+            )
     return items
 
 
@@ -170,6 +187,10 @@ def is_input_file(source: Any, suffixes: Sequence[str]) -> bool:
     """Whether a ``data.predict_input`` string names a file to read rather than being the input
     itself; a string that looks like a file name (one word with one of ``suffixes``) but names
     no file is an error, so a mistyped path is not predicted on as text."""
+    if isinstance(source, os.PathLike):  # a Path object is a path whatever its name
+        if Path(source).is_file():
+            return True
+        raise SeqlabError(f"data.predict_input {os.fspath(source)!r}: no such file. Check the path.")
     if not isinstance(source, str):
         return False
     if Path(source).is_file():
@@ -177,10 +198,9 @@ def is_input_file(source: Any, suffixes: Sequence[str]) -> bool:
     one_word = len(source.split()) == 1
     if one_word and "/" in source and Path(source).is_dir():
         raise SeqlabError(f"data.predict_input {source!r} is a folder. Give a file in it, or a list of inputs.")
-    suffix = table_suffix(source)  # ".csv", ".csv.gz", ".fa.gz": reads.fa.gz names a file too
     if one_word and source.endswith(("/", os.sep)):  # a folder's name (WAV folders are read by the speech family itself)
         raise SeqlabError(f"data.predict_input {source!r}: no such folder. Check the path, or give a list of inputs.")
-    if one_word and (suffix in suffixes or suffix.removesuffix(".gz") in suffixes):
+    if looks_like_path(source, suffixes):
         raise SeqlabError(f"data.predict_input {source!r}: no such file. Check the path, or give a list of inputs to predict on them as they are.")
     return False
 

@@ -343,7 +343,8 @@ class DnaDataModule(SeqDataModule):
                 "data.sequence_column) or a list of strings."
             )
         origin = ""
-        if is_input_file(source, (".txt", ".fa", ".fasta", ".fna", *TABLE_SUFFIXES)):
+        files = (".txt", ".fa", ".fasta", ".fna", *TABLE_SUFFIXES)
+        if is_input_file(source, files):
             origin = f"{source}: "
             if is_table(source):  # a table: its sequence column
                 df = read_table(source)
@@ -354,7 +355,7 @@ class DnaDataModule(SeqDataModule):
             else:
                 records = [(f"line {i}", s.strip()) for i, s in enumerate(text.splitlines(), 1) if s.strip()]
         else:
-            items = inline_strings(source, "DNA strings (or a FASTA/text/table file)")
+            items = inline_strings(source, "DNA strings (or a FASTA/text/table file)", files)
             records = [(f"input {i}", s) for i, s in enumerate(items)]
         self.ensure_preprocessing()
         max_length, truncation = self._cut()

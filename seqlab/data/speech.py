@@ -22,6 +22,7 @@ new audio or arrays reads them exactly as in training.
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 from typing import Any, Literal
@@ -482,17 +483,25 @@ class SpeechDataModule(SeqDataModule):
         return SpeechCollate(self.task_name, self.augment if masks else None, self.stretch, self.crop, self.offset, static)
 
     def predict_dataset(self) -> SequenceDataset:
-        """``data.predict_input``: a WAV file, a folder of WAV files (any depth, sorted by path), or a
-        .npz/.npy of frames (``load_frames`` layouts). WAV input needs a model trained on audio."""
+        """``data.predict_input``: a WAV file, a list of them, a folder of WAV files (any depth, sorted
+        by path), or a .npz/.npy of frames (``load_frames`` layouts). WAV input needs a model trained on audio."""
         source = self.predict_input
         if source is None:
             raise SeqlabError("predict needs data.predict_input: a .wav file, a folder of .wav files, or a .npz/.npy of frames.")
-        path = Path(source)
+        listed = isinstance(source, (list, tuple))
+        if listed and not (source and all(isinstance(p, (str, os.PathLike)) for p in source)):
+            raise SeqlabError("A data.predict_input list names .wav files. Give a .wav file, a folder of them, or a .npz/.npy of frames.")
+        path = Path(source[0] if listed else source)
         self.predict_origins = []
-        if path.suffix.lower() in (".npz", ".npy"):
+        if not listed and path.suffix.lower() in (".npz", ".npy"):
             arrays = load_frames(path)[0]
         else:
-            if path.is_dir():
+            if listed:
+                paths = [Path(p) for p in source]
+                bad = [str(p) for p in paths if not (p.is_file() and p.suffix.lower() == ".wav")]
+                if bad:
+                    raise SeqlabError(f"data.predict_input lists {bad[:3]}, which are not .wav files (or do not exist). A list names .wav files.")
+            elif path.is_dir():
                 paths = wav_files(path)
                 if not paths:
                     raise SeqlabError(f"Folder {path} holds no .wav files to predict on.")

@@ -308,7 +308,8 @@ class TextDataModule(SeqDataModule):
                 "predict needs data.predict_input: a .txt file (one text a line), a table (.jsonl/.csv/.tsv/.parquet, "
                 "column data.text_column), or a list of strings."
             )
-        if is_input_file(source, (".txt", *TABLE_SUFFIXES)):
+        files = (".txt", *TABLE_SUFFIXES)
+        if is_input_file(source, files):
             path = Path(source)
             if is_table(path):  # a table: its text column
                 df = read_table(path)
@@ -324,7 +325,7 @@ class TextDataModule(SeqDataModule):
             if not texts:
                 raise SeqlabError(f"{path} holds no text to predict on.")
             return texts
-        return inline_strings(source, "texts (or a .txt/.jsonl/.csv file)")
+        return inline_strings(source, "texts (or a .txt/.jsonl/.csv file)", files)
 
     def predict_dataset(self) -> SequenceDataset:
         self.ensure_preprocessing()
