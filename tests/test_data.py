@@ -189,6 +189,8 @@ def test_a_tsv_with_a_stray_quote_is_one_row_a_line(tmp_path):
     df = read_table(tmp_path / "r.tsv")
     assert df["text"].tolist() == ['"Unclosed quote and a fine film', "dull", 'Best ever" says my mum']
     assert df["label"].tolist() == ["positive", "negative", "positive"]
+    (tmp_path / "open.tsv").write_text("\n".join(lines[:3]) + "\n")  # a quote that never closes
+    assert read_table(tmp_path / "open.tsv")["text"].tolist() == ['"Unclosed quote and a fine film', "dull"]
     import pandas as pd
 
     written = pd.DataFrame({"text": ['He said "hi" loudly', "two\nlines"], "label": ["positive", "negative"]})

@@ -389,11 +389,17 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 def read_tsv(path: Path):
     """A TSV as pandas reads it (quoted fields unquoted), unless a stray quote ran rows together:
-    a field holding a tab and a line break is a quote opened in one row and closed rows later.
-    Then quotes are read as plain text, one row a line."""
+    a field holding a tab and a line break is a quote opened in one row and closed rows later,
+    and a quote never closed stops the parser at the end of the file. Then quotes are read as
+    plain text, one row a line."""
     import pandas as pd
 
-    df = pd.read_csv(path, sep="\t")
+    try:
+        df = pd.read_csv(path, sep="\t")
+    except pd.errors.ParserError as err:
+        if "EOF inside string" not in str(err):
+            raise
+        return pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE)
     texts = [df[c] for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]  # object or str columns, by pandas version
     merged = any(column.map(lambda v: isinstance(v, str) and "\t" in v and "\n" in v).any() for column in texts)
     return pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE) if merged else df
