@@ -105,6 +105,9 @@ def test_identical_sequences_are_dropped_as_the_model_sees_them_after_the_cut(tm
 def test_fasta_with_label_field(tmp_path):
     path = write_fasta(tmp_path / "x.fa", fasta_records())
     assert parse_fasta(path)[0][2] == fasta_records()[0][1]  # multi-line records joined
+    bom = tmp_path / "bom.fa"
+    bom.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # a byte-order mark, as some Windows editors save
+    assert parse_fasta(bom) == parse_fasta(path)
     dm = DnaDataModule(source="fasta", path=str(path), test_size=0.25, encoding="onehot")
     spec = dm.spec
     assert spec.labels == ["neg", "pos"] and spec.input == "features" and spec.feature_dim == 4

@@ -143,10 +143,11 @@ def is_table(path: str | Path) -> bool:
 
 
 def read_text_file(path: str | Path) -> str:
-    """A UTF-8 text file's contents; anything else (a gzipped or Latin-1 file) is a clear error."""
+    """A UTF-8 text file's contents, without a byte-order mark that some editors write first;
+    anything else (a gzipped or Latin-1 file) is a clear error."""
     path = Path(path)
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         if path.read_bytes()[:2] == b"\x1f\x8b":
             raise SeqlabError(f"{path} is not UTF-8 text. It looks gzipped: decompress it (gunzip).") from None
