@@ -285,6 +285,13 @@ def test_predict_origins_and_channel_count_mismatch(signals_csv, tmp_path):
     dm.predict_input = str(short)
     with pytest.raises(SeqlabError, match="shorter than one window"):
         dm.predict_dataset()
+    dm.predict_input = str(tmp_path)
+    with pytest.raises(SeqlabError, match="is a folder; activity reads one .csv/.tsv/.parquet table or .npz.*Give a file in it"):
+        dm.predict_dataset()
+    np.save(tmp_path / "signals.npy", np.zeros((200, 3), dtype=np.float32))
+    dm.predict_input = str(tmp_path / "signals.npy")
+    with pytest.raises(SeqlabError, match=r"not .npy \(a .npy holds no channel or recording names: save the array with numpy.savez"):
+        dm.predict_dataset()
 
 
 def test_restricted_unpickler_rebuilds_numpy_and_refuses_other_globals():

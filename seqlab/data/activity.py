@@ -28,6 +28,7 @@ from seqlab.data.base import (
     cache_root,
     check_source,
     fetch_member,
+    is_table,
     random_crop,
     require_two_classes,
     stratified_split,
@@ -468,6 +469,14 @@ class ActivityDataModule(SeqDataModule):
         channels = list(p["channels"])
         path = Path(self.predict_input)
         npz = path.suffix == ".npz"
+        reads = "activity reads one .csv/.tsv/.parquet table or .npz of signals in the training layout"
+        if path.is_dir():
+            raise SeqlabError(f"data.predict_input {path} is a folder; {reads}. Give a file in it.")
+        if not (npz or is_table(path)):
+            raise SeqlabError(
+                f"data.predict_input {path}: {reads}, not {path.suffix or 'a file without a suffix'} "
+                "(a .npy holds no channel or recording names: save the array with numpy.savez under the name 'signals')."
+            )
         rename = "Name the file's signal columns as the checkpoint's channels (the names it was trained with)."
         arrays, names, row_word = read_signal_file(path, None if npz else channels, None, self.subject_column, self.recording_column, rename)
         named = names != [f"ch{i}" for i in range(len(names))]  # an npz without a 'channels' array is taken in order
