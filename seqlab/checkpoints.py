@@ -25,7 +25,25 @@ def check_checkpoint_file(path: str | Path, option: str) -> Path:
             f"Checkpoint {path} does not exist. Check {option}: a fit writes best and last checkpoints under "
             "the ModelCheckpoint dirpath of its config (runs/<task>/checkpoints)."
         )
+    bad = damaged_entry(path)
+    if bad is not None:
+        raise SeqlabError(
+            f"Checkpoint {path} is damaged: its part {bad!r} does not match its checksum (a disk or copy error), so its weights "
+            "cannot be trusted. Copy it again from where it was written, or give another checkpoint of the run."
+        )
     return path
+
+
+def damaged_entry(path: Path) -> str | None:
+    """The first part of a zip-format checkpoint (torch.save's format) whose bytes fail their CRC;
+    None when all pass, or for a file that is not a whole zip (the loader's error says more)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return None
 
 
 def exported_model_error(path: str | Path) -> SeqlabError | None:

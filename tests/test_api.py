@@ -207,3 +207,18 @@ def test_a_list_of_paths_goes_to_speech_as_wav_files_and_is_refused_for_activity
     assert Predictor._as_input(SpeechDataModule(), [tmp_path / "a.wav", "b.wav"], tmp_path) == [str(tmp_path / "a.wav"), "b.wav"]
     with pytest.raises(SeqlabError, match="only speech reads a list of paths"):
         Predictor._as_input(ActivityDataModule(), ["a.csv", "b.csv"], tmp_path)
+
+
+def test_a_checkpoint_damaged_inside_its_weights_is_refused_by_name(tmp_path):
+    from seqlab.checkpoints import check_checkpoint_file, read_checkpoint
+
+    path = tmp_path / "model.ckpt"
+    torch.save({"state_dict": {"w": torch.full((1000,), 1.2345)}, "hyper_parameters": {}, "pytorch-lightning_version": "2.6"}, path)
+    assert read_checkpoint(path)["state_dict"]["w"][0] == torch.tensor(1.2345)
+    raw = bytearray(path.read_bytes())
+    start = raw.find(torch.tensor(1.2345).numpy().tobytes() * 4)  # inside the stored tensor (torch.save does not compress)
+    raw[start + 400 : start + 800] = bytes(400)
+    path.write_bytes(bytes(raw))
+    for read in (read_checkpoint, lambda p: check_checkpoint_file(p, "--ckpt_path")):
+        with pytest.raises(SeqlabError, match=r"model.ckpt is damaged: its part '.*data/0' does not match its checksum"):
+            read(path)
