@@ -119,7 +119,12 @@ def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
     where = f" of {class_path}" if class_path else ""
     hint = f" Did you mean {' or '.join(f'{key}.{c}' for c in close)}?" if close else ""
     listing = f"--{key}.help {class_path}" if class_path else "--help"
-    return f"{key}.{option} is not an option{where}.{hint} All options: {prog} {listing}"
+    last = (
+        f" (--{key}.<option> goes to the last callback in the list, here {class_path}; to change another one, edit it in a copy of the config.)"
+        if key == "trainer.callbacks" and class_path and any(a.split("=")[0].endswith(f".{option}") and a.startswith(f"--{key}.") for a in ARGV)
+        else ""
+    )
+    return f"{key}.{option} is not an option{where}.{hint} All options: {prog} {listing}{last}"
 
 
 class SeqlabArgumentParser(LightningArgumentParser):
@@ -350,9 +355,13 @@ def name_figures() -> None:
     FIGURES_WRITTEN.clear()
 
 
+ARGV: list[str] = []  # the command line of the running main()
+
+
 def main(args: list[str] | None = None) -> SeqlabCLI | None:
     """Entry point of ``seqlab`` and ``python -m seqlab``; user errors print one paragraph and exit 2."""
     argv = sys.argv[1:] if args is None else args
+    ARGV[:] = argv  # for error messages that depend on where an option was given
     quiet_lightning_notices()
     try:
         if argv and argv[0] in TOOLS:

@@ -295,6 +295,17 @@ def test_a_misspelt_option_of_a_logger_or_callback_names_the_class(tmp_path, cap
         with pytest.raises(SystemExit):
             main(["fit", "--config", str(ROOT / "configs" / "japanese_vowels.yaml"), "--config", str(typo)])
         assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {says}"
+    with pytest.raises(SystemExit):  # on the command line, a callback option goes to the last callback: say so
+        main(["fit", "--config", str(ROOT / "configs" / "japanese_vowels.yaml"), "--trainer.callbacks.monitor", "val/loss"])
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .splitlines()[-1]
+        .endswith(
+            "(--trainer.callbacks.<option> goes to the last callback in the list, here seqlab.callbacks.GateFigures; "
+            "to change another one, edit it in a copy of the config.)"
+        )
+    )
 
 
 def test_a_run_from_a_checkpoint_keeps_the_configs_runtime_settings_and_names_the_others(reviews_csv, capsys):
