@@ -62,16 +62,18 @@ def encode_input(family: str, preprocessing: dict[str, Any], text: str) -> tuple
 
         p = preprocessing
         words = tokenize(text, p["lowercase"])
+        if not words:  # as predict refuses it
+            raise SeqlabError("--input holds no words (markup only), so there is nothing to explain. Give a text.")
         words = words[: p["max_length"]] if p["truncation"] == "head" else words[-p["max_length"] :]
         ids = encode([text], p["vocab"], p["max_length"], p["truncation"], p["lowercase"])[0]
         known = set(p["vocab"])
-        tokens = [w if w in known else f"{w} ({UNK})" for w in words] or [UNK]
+        tokens = [w if w in known else f"{w} ({UNK})" for w in words]
         return torch.from_numpy(ids.astype("int64")), tokens
     if family == "DnaDataModule":
         from seqlab.data.dna import encode_codes, to_codes, truncate
 
         p = preprocessing
-        sequence = "".join(text.split())
+        sequence = text.strip()  # as predict reads it: a space inside is a wrong symbol there too
         codes = to_codes(sequence, "--input")
         cut = (p.get("max_length"), p.get("truncation", "head"))  # as predict cuts it (checkpoints before these keys: uncut)
         sequence, codes = truncate(sequence, *cut), truncate(codes, *cut)

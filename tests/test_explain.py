@@ -105,6 +105,10 @@ def test_encode_input_text_marks_unknown_words_and_dna_kmers():
     assert tokens == list("CGTA") and x.tolist() == encode_input("DnaDataModule", {**cut, "max_length": None}, "CGTA")[0].tolist()
     with pytest.raises(ValueError, match="empty"):
         encode_input("TextDataModule", pre, "   ")
+    with pytest.raises(ValueError, match="holds no words"):  # as predict refuses it
+        encode_input("TextDataModule", pre, "<br />")
+    with pytest.raises(ValueError, match="' ' at position 5"):  # a space inside DNA: a wrong symbol, as in predict
+        encode_input("DnaDataModule", cut, "ACGT ACGT")
 
 
 def test_explain_command_writes_the_png_for_a_trained_checkpoint(reviews_csv, tmp_path, monkeypatch, capsys):
