@@ -185,6 +185,10 @@ def test_corrupt_truncated_and_empty_wavs_are_errors_naming_the_file(tmp_path):
     (tmp_path / "noise.wav").write_bytes(b"this is not a RIFF file at all" * 10)
     with pytest.raises(SeqlabError, match=r"noise\.wav is not a readable WAV"):
         read_wav(tmp_path / "noise.wav")
+    write_wav(tmp_path / "header.wav", tone(440.0, 0.1, 8000), 8000)
+    (tmp_path / "header.wav").write_bytes((tmp_path / "header.wav").read_bytes()[:30])  # cut inside its header
+    with pytest.raises(SeqlabError, match=r"header\.wav is not a readable WAV file \(\w+: cut short\)"):
+        read_wav(tmp_path / "header.wav")
     write_wav(tmp_path / "cut.wav", tone(440.0, 0.1, 8000), 8000)
     data = (tmp_path / "cut.wav").read_bytes()
     (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])

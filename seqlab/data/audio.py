@@ -231,8 +231,9 @@ def read_wav(source: str | Path | bytes, name: str | None = None) -> tuple[np.nd
     except FileNotFoundError:
         raise SeqlabError(f"Audio file {where} does not exist.") from None
     except (wave.Error, EOFError, OSError, ValueError) as err:
+        cause = str(err) or f"{type(err).__name__}: cut short"  # an EOFError inside the header has no text
         raise SeqlabError(
-            f"Audio file {where} is not a readable WAV file ({err}). seqlab reads integer-PCM WAV (8/16/24/32-bit); "
+            f"Audio file {where} is not a readable WAV file ({cause}). seqlab reads integer-PCM WAV (8/16/24/32-bit); "
             "re-export it, e.g. `ffmpeg -i in -acodec pcm_s16le out.wav`, or remove it."
         ) from None
     if width not in (1, 2, 3, 4):

@@ -154,7 +154,7 @@ def load_frames(path: str | Path) -> tuple[list[np.ndarray], np.ndarray | None, 
         if arr is not None and arr.shape != (len(arrays),):
             raise SeqlabError(f"{path}: '{name}' has shape {arr.shape}, expected ({len(arrays)},): one entry per sequence.")
     if split is not None and not set(split.astype(str)) <= {"train", "test"}:
-        raise SeqlabError(f"{path}: 'split' may only hold 'train' and 'test' (it holds {sorted(set(split.astype(str)))}).")
+        raise SeqlabError(f"{path}: 'split' may only hold 'train' and 'test' (it holds {sorted(set(split.astype(str).tolist()))}).")
     return check_frames(arrays, str(path)), y, None if split is None else split.astype(str)
 
 
