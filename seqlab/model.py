@@ -386,7 +386,10 @@ class SeqModel(L.LightningModule):
         stored = {name: TaskSpec.from_dict(spec).to_dict() for name, spec in stored.items()}  # with defaults, as mine
         for name in mine:
             if stored[name] != mine[name]:
+                theirs, ours = stored[name], mine[name]
+                keys = [k for k in sorted(set(theirs) | set(ours), key=str) if theirs.get(k) != ours.get(k)]
+                diff = "; ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in keys)
                 raise SeqlabError(
-                    f"Task {name!r} in the checkpoint ({stored[name]}) differs from this run's data ({mine[name]}). "
-                    "Use the data settings the checkpoint was trained with."
+                    f"Task {name!r} in the checkpoint differs from this run's data ({diff}). "
+                    "Use the data settings the checkpoint was trained with (e.g. the same data.k, encoding, labels or features)."
                 )

@@ -190,3 +190,11 @@ def test_a_model_built_in_python_writes_a_checkpoint_that_loads_and_trains_on(tm
     loaded.optimizer = "<function <lambda>>"  # what another callable leaves in the record
     with pytest.raises(SeqlabError, match="cannot be rebuilt. Pass optimizer="):
         loaded.configure_optimizers()
+
+
+def test_a_checkpoint_of_the_same_task_with_other_data_settings_names_what_differs():
+    model = SeqModel(SPEECH, embed_dim=4, hidden_size=3)
+    other = {"hyper_parameters": {"specs": {"jv": {**SPEECH["jv"], "feature_dim": 24}}}}  # e.g. trained with deltas
+    with pytest.raises(SeqlabError, match=r"Task 'jv' in the checkpoint differs from this run's data \(feature_dim: 24 there, 3 here\)"):
+        model.on_load_checkpoint(other)
+    model.on_load_checkpoint({"hyper_parameters": {"specs": SPEECH}})  # the same spec, its defaults left out: accepted
