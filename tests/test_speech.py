@@ -630,3 +630,7 @@ def test_fit_then_predict_wavs_with_the_checkpoints_statistics(tmp_path, monkeyp
     assert [r["label"] for r in rows] == ["low", "high"]
     assert [r["file"] for r in rows] == [str(new / "a_low.wav"), str(new / "b_high.wav")]  # each line names its clip
     assert [r["file"] for r in seqlab.load(best).predict(str(new))] == [r["file"] for r in rows]  # the API too
+    listed = [str(new / "b_high.wav"), str(new / "a_low.wav")]  # a list of WAV files, on the command line and in the API
+    main(["predict", *args, f"--ckpt_path={best}", f"--data.predict_input={json.dumps(listed)}", f"--prediction_writer.output_path={out}"])
+    assert [(r["file"], r["label"]) for r in map(json.loads, out.read_text().splitlines())] == [(listed[0], "high"), (listed[1], "low")]
+    assert [r["label"] for r in seqlab.load(best).predict(listed)] == ["high", "low"]

@@ -331,7 +331,7 @@ class SpeechDataModule(SeqDataModule):
         seed: int = 0,
         cache_dir: str | None = None,
         archive_path: str | None = None,
-        predict_input: str | None = None,
+        predict_input: str | list[str] | None = None,
         preprocessing_from: str | None = None,
     ) -> None:
         super().__init__(task_name, batch_size, eval_batch_size, bucket_pool, num_workers, seed, preprocessing_from, val_fold)
