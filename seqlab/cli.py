@@ -92,6 +92,18 @@ def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
         else:  # the union's types joined by "or"
             expected = " or ".join(type_names(t.strip()) for t in re.split(r",\s*(?=<|typing|\w+\[)", expected))
         return f"{key}.{option} must be {expected}; got {got}. All options: {prog} --{key}.help {class_path}"
+    top_value = re.fullmatch(r"Parser key \"((?:model|trainer)\.\w+)\":\s*Expected an? (.+?)\. Got value: ([^\n]*)\s*", message, re.S)
+    top_union = re.fullmatch(
+        r"Parser key \"((?:model|trainer)\.\w+)\":\s*Does not validate against any of the Union subtypes\s*Subtypes: \[([^\n]*)\].*?"
+        r"Given value: ([^\n]*)\s*",
+        message,
+        re.S,
+    )
+    if (top_value or top_union) and "class_path" not in message:  # a plain model or trainer option of the wrong type
+        key, expected, got = (top_value or top_union).groups()
+        expected = " or ".join(type_names(t.strip()) for t in re.split(r",\s*(?=<|typing|\w+\[)", expected))
+        expected = re.sub(r"typing\.Literal\[(.*)\]", r"one of \1", expected)
+        return f"{key} must be {expected}; got {got}. All options: {prog} --help"
     commands = "fit, validate, test, predict, export or explain"
     if re.match(r'expected "subcommand" to be one of', message):
         return f"Give a command: {commands}; e.g. python -m seqlab fit --config configs/imdb.yaml (export, explain: --help)."

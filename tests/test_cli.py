@@ -257,6 +257,8 @@ def test_a_backbone_setting_that_cannot_work_is_one_line_not_a_traceback(reviews
                             "All options: python -m seqlab test --data.help seqlab.data.SpeechDataModule"),  # an optional option
         ("--data.source=bogus", "data.source must be one of 'fsdd_archive', 'japanese_vowels', 'file', 'wav_folder', 'hub'; got bogus. "
                                 "All options: python -m seqlab test --data.help seqlab.data.SpeechDataModule"),
+        ("--trainer.max_epochs=abc", "trainer.max_epochs must be int or None; got abc. All options: python -m seqlab test --help"),
+        ("--model.hidden_size=abc", "model.hidden_size must be int; got abc. All options: python -m seqlab test --help"),
     ],
 )  # fmt: skip
 def test_a_misspelt_option_is_named_with_the_closest_ones(option, says, capsys):
