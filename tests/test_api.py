@@ -186,7 +186,7 @@ def test_feature_inputs_that_are_no_arrays_of_numbers_are_errors(tmp_path):
 
     module = SpeechDataModule(source="japanese_vowels")
     with pytest.raises(SeqlabError, match=r"2-D arrays of numbers.*These inputs are not \(could not convert string to float"):
-        Predictor._as_input(module, ["hello"], tmp_path)
+        Predictor._as_input(module, [[["a", "b"]]], tmp_path)  # (a list of strings is a list of WAV files)
     with pytest.raises(SeqlabError, match=r"Arrays \[1\] hold no frames or samples"):
         Predictor._as_input(module, [np.zeros((3, 12)), np.zeros((0, 12))], tmp_path)
 
