@@ -41,7 +41,7 @@ def storable_optimizer(optimizer: Any) -> Any:
         return {"class_path": f"{optimizer.func.__module__}.{optimizer.func.__qualname__}", "init_args": dict(optimizer.keywords)}
     if isinstance(optimizer, type):
         return {"class_path": f"{optimizer.__module__}.{optimizer.__qualname__}", "init_args": {}}
-    return optimizer if isinstance(optimizer, dict) else repr(optimizer)
+    return optimizer if isinstance(optimizer, (dict, str)) else repr(optimizer)  # (a str: such a record, loaded again)
 
 
 def build_optimizer(optimizer: Any, params) -> torch.optim.Optimizer:

@@ -187,6 +187,9 @@ def test_a_model_built_in_python_writes_a_checkpoint_that_loads_and_trains_on(tm
     torch.testing.assert_close(loaded.state_dict(), model.state_dict())
     rebuilt = loaded.configure_optimizers()
     assert type(rebuilt) is expected[0] and rebuilt.param_groups[0]["lr"] == expected[1]
+    from seqlab.model import storable_optimizer
+
+    assert storable_optimizer(lambda params: None).startswith("<function") and storable_optimizer("<function x>") == "<function x>"
     loaded.optimizer = "<function <lambda>>"  # what another callable leaves in the record
     with pytest.raises(SeqlabError, match="cannot be rebuilt. Pass optimizer="):
         loaded.configure_optimizers()

@@ -77,7 +77,7 @@ def run_reference_layer(
     x is (B, T, I) batch-first. With ``lengths``, the state stops changing after a sequence's
     last step and its outputs past that step are zero, as with a packed sequence. Returns the
     outputs (B, T, H), the final (h, c), and with ``return_gates`` each step's ``(Gates, c_t)``
-    (else an empty list).
+    (else an empty list; past a sequence's end these are computed on its padding).
     """
     B, T, _ = x.shape
     H = lstm.hidden_size
