@@ -58,6 +58,13 @@ def type_names(text: str) -> str:
     return re.sub(r"<class '(?:builtins\.)?([\w.]+)'>", r"\1", text).replace("NoneType", "None")
 
 
+def expected_types(expected: str, union: bool) -> str:
+    """jsonargparse's expected type as words: ``int``, ``one of 'a', 'b'``; a union's types joined by "or"."""
+    if union:
+        return " or ".join(type_names(t.strip()) for t in re.split(r",\s*(?=<|typing|\w+\[)", expected))
+    return re.sub(r"typing\.Literal\[(.*)\]", r"one of \1", type_names(expected))
+
+
 def import_class(class_path: str):
     """The object a config's ``class_path`` (``package.module.Name``) names."""
     module, _, name = class_path.rpartition(".")
@@ -87,11 +94,7 @@ def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
     )
     if wrong_value or wrong_union:
         key, class_path, option, expected, got = (wrong_value or wrong_union).groups()
-        if wrong_value:
-            expected = re.sub(r"typing\.Literal\[(.*)\]", r"one of \1", type_names(expected))
-        else:  # the union's types joined by "or"
-            expected = " or ".join(type_names(t.strip()) for t in re.split(r",\s*(?=<|typing|\w+\[)", expected))
-        return f"{key}.{option} must be {expected}; got {got}. All options: {prog} --{key}.help {class_path}"
+        return f"{key}.{option} must be {expected_types(expected, bool(wrong_union))}; got {got}. All options: {prog} --{key}.help {class_path}"
     top_value = re.fullmatch(r"Parser key \"((?:model|trainer)\.\w+)\":\s*Expected an? (.+?)\. Got value: ([^\n]*)\s*", message, re.S)
     top_union = re.fullmatch(
         r"Parser key \"((?:model|trainer)\.\w+)\":\s*Does not validate against any of the Union subtypes\s*Subtypes: \[([^\n]*)\].*?"
@@ -101,9 +104,7 @@ def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
     )
     if (top_value or top_union) and "class_path" not in message:  # a plain model or trainer option of the wrong type
         key, expected, got = (top_value or top_union).groups()
-        expected = " or ".join(type_names(t.strip()) for t in re.split(r",\s*(?=<|typing|\w+\[)", expected))
-        expected = re.sub(r"typing\.Literal\[(.*)\]", r"one of \1", expected)
-        return f"{key} must be {expected}; got {got}. All options: {prog} --help"
+        return f"{key} must be {expected_types(expected, bool(top_union))}; got {got}. All options: {prog} --help"
     commands = "fit, validate, test, predict, export or explain"
     if re.match(r'expected "subcommand" to be one of', message):
         return f"Give a command: {commands}; e.g. python -m seqlab fit --config configs/imdb.yaml (export, explain: --help)."

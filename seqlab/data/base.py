@@ -400,10 +400,12 @@ def read_tsv(path: Path):
     except pd.errors.ParserError as err:
         if "EOF inside string" not in str(err):
             raise
-        return pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE)
-    texts = [df[c] for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]  # object or str columns, by pandas version
-    merged = any(column.map(lambda v: isinstance(v, str) and "\t" in v and "\n" in v).any() for column in texts)
-    return pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE) if merged else df
+        df = None  # a quote never closed
+    if df is not None:
+        texts = [df[c] for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]  # object or str columns, by pandas version
+        if not any(column.map(lambda v: isinstance(v, str) and "\t" in v and "\n" in v).any() for column in texts):
+            return df
+    return pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE)
 
 
 def first_bad_line(path: Path, json_lines: bool) -> int | None:

@@ -491,9 +491,9 @@ class SpeechDataModule(SeqDataModule):
         listed = isinstance(source, (list, tuple))
         if listed and not (source and all(isinstance(p, (str, os.PathLike)) for p in source)):
             raise SeqlabError("A data.predict_input list names .wav files. Give a .wav file, a folder of them, or a .npz/.npy of frames.")
-        path = Path(source[0] if listed else source)
+        path = None if listed else Path(source)
         self.predict_origins = []
-        if not listed and path.suffix.lower() in (".npz", ".npy"):
+        if path is not None and path.suffix.lower() in (".npz", ".npy"):
             arrays = load_frames(path)[0]
         else:
             if listed:
