@@ -126,7 +126,7 @@ def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
         elif command_line:
             key, option = command_line.groups()
         else:
-            return message
+            return nested_config_error(message, prog) or message
         class_path = None
         close = close_names(option, SeqModel if key == "model" else L.Trainer)
     where = f" of {class_path}" if class_path else ""
@@ -138,6 +138,106 @@ def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
         else ""
     )
     return f"{key}.{option} is not an option{where}.{hint} All options: {prog} {listing}{last}"
+
+
+def config_files() -> list[str]:
+    """The ``--config`` files of the running command line."""
+    files = [ARGV[i + 1] for i, a in enumerate(ARGV[:-1]) if a in ("--config", "-c")]
+    return files + [a.split("=", 1)[1] for a in ARGV if a.startswith("--config=")]
+
+
+def where_in_configs(match) -> dict[str, dict]:
+    """The mappings in the command's YAML configs for which ``match(mapping)`` holds, by their dotted
+    place (``data.tasks.imdb``; ``init_args`` left out, as on the command line)."""
+    import yaml
+
+    found: dict[str, dict] = {}
+
+    def walk(node, path: list[str]) -> None:
+        if isinstance(node, dict):
+            if match(node):
+                found.setdefault(".".join(path), node)
+            for k, v in node.items():
+                walk(v, path if k == "init_args" else [*path, str(k)])
+        elif isinstance(node, list):  # callbacks: the dotted name has no index
+            for v in node:
+                walk(v, path)
+
+    for file in config_files():
+        try:
+            walk(yaml.safe_load(Path(file).read_text()), [])
+        except (OSError, yaml.YAMLError):
+            continue
+    return found
+
+
+def close_class(class_path: str, module: str, name: str) -> str | None:
+    """``class_path`` with its misspelt part ``name`` (missing from ``module``) replaced by the
+    closest name ``module`` has, when the result imports."""
+    import difflib
+
+    try:
+        names = dir(importlib.import_module(module))
+    except ImportError:
+        return None
+    for close in difflib.get_close_matches(name, names, n=3):
+        candidate = class_path.replace(f"{module}.{name}", f"{module}.{close}", 1)
+        try:
+            if isinstance(import_class(candidate), type):
+                return candidate
+        except (ImportError, AttributeError, ValueError):
+            continue
+    return None
+
+
+def nested_config_error(message: str, prog: str) -> str | None:
+    """One line for what jsonargparse reports deep inside a dump: in a class given by ``class_path``
+    below the top level (a task of a multi-task config, the optimizer), an unknown option or one of
+    the wrong type; a ``class_path`` that names no class; options written beside ``class_path``
+    instead of under ``init_args``. None for other messages."""
+    top = re.match(r'Parser key "([\w.]+)":', message)
+    classes = re.findall(r"Problem with given class_path '([\w.]+)'", message) or re.findall(r"class_path='([\w.]+)'", message)
+    if not top:
+        return None
+    key = top.group(1)
+    missing = re.search(r"module '([\w.]+)' has no attribute '(\w+)'|No module named '([\w.]+)'", message)
+    if missing and classes:
+        bad = classes[-1]
+        places = list(where_in_configs(lambda node: node.get("class_path") == bad)) or [key]
+        reason = missing.group(0)
+        close = close_class(bad, missing.group(1), missing.group(2)) if missing.group(1) else None
+        hint = f" Did you mean {close}?" if close else ""
+        return f"{' and '.join(places)}.class_path {bad} names no class ({reason}).{hint}"
+    if "Not a valid subclass" in message:
+        fields = {"class_path", "init_args", "dict_kwargs"}
+        for place, node in where_in_configs(lambda node: "class_path" in node and set(node) - fields).items():
+            beside = ", ".join(str(k) for k in node if k not in fields)
+            return (
+                f"{place}: {beside} stands beside class_path {node['class_path']}; a class's options go under its init_args "
+                f"(class_path: {node['class_path']}, then init_args: with {beside} indented below it)."
+            )
+        return None
+    unknown = re.search(r"Option '(\w+)' is not accepted", message)
+    wrong = re.search(r'Parser key "(\w+)":\s*Expected an? (.+?)\. Got value: ([^\n]*)', message)
+    if not classes or not (unknown or wrong):
+        return None
+    class_path, option = classes[-1], (unknown or wrong).group(1)
+    try:
+        cls = import_class(class_path)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    given = re.search(r"NestedArg\(key='([\w.]+)'", message)
+    if given:  # on the command line: --data.tasks.imdb.init_args.batchsize=3
+        places = [".".join(p for p in f"{key}.{given.group(1)}".split(".")[:-1] if p != "init_args")]
+    else:
+        places = list(where_in_configs(lambda node: node.get("class_path") == class_path and option in (node.get("init_args") or {})))
+    place = places[0] if places else key  # not in a config file: given on the command line, e.g. --model.optimizer.lrr
+    listing = f"All options: {prog} --{key}.help {class_path}"
+    if wrong:
+        return f"{place}.{option} must be {expected_types(wrong.group(2), False)}; got {wrong.group(3)}. {listing}"
+    close = close_names(option, cls)
+    hint = f" Did you mean {' or '.join(f'{place}.{c}' for c in close)}?" if close else ""
+    return f"{place}.{option} is not an option of {class_path}.{hint} {listing}"
 
 
 class SeqlabArgumentParser(LightningArgumentParser):
@@ -326,19 +426,24 @@ def run_tool(name: str, args: list[str]):
     return getattr(importlib.import_module(module), function)(args)
 
 
-def check_config_files(argv: list[str]) -> None:
-    """A YAML syntax error names its file and line (jsonargparse would say "<unicode string>")."""
+def check_config_files() -> None:
+    """A YAML syntax error names its file and line (jsonargparse would say "<unicode string>"); an
+    empty config, or one that is no mapping of keys, is named as such."""
     import yaml
 
-    paths = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--config", "-c")]
-    paths += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
-    for path in paths:
+    for path in config_files():
         if Path(path).is_file():
             with open(path) as f:
                 try:
-                    yaml.safe_load(f)
+                    config = yaml.safe_load(f)
                 except yaml.YAMLError as err:
                     raise SeqlabError(f"Config {path} is not valid YAML: {err}") from None
+            if not isinstance(config, dict):
+                what = "is empty" if config is None else f"holds a {type(config).__name__}, not keys and values"
+                raise SeqlabError(
+                    f"Config {path} {what}: a config maps trainer:, model: and data: to their settings. Start from a shipped one: "
+                    f"{shipped_configs()}."
+                )
 
 
 def _not_a_tip(record: logging.LogRecord) -> bool:
@@ -379,7 +484,7 @@ def main(args: list[str] | None = None) -> SeqlabCLI | None:
     try:
         if argv and argv[0] in TOOLS:
             return run_tool(argv[0], argv[1:])
-        check_config_files(argv)
+        check_config_files()
         cli = SeqlabCLI(
             SeqModel,
             L.LightningDataModule,

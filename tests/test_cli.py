@@ -76,14 +76,20 @@ def test_fit_learns_and_checkpoint_round_trip_gives_identical_predictions(review
         assert row["probabilities"]["positive"] == pytest.approx(float(p[1]), abs=1e-6)
 
 
-def test_validate_and_test_with_a_checkpoint_use_its_vocabulary(reviews_csv):
+def test_validate_and_test_with_a_checkpoint_use_its_vocabulary(reviews_csv, capsys):
     cli = fit_tiny(reviews_csv)
     best = cli.trainer.checkpoint_callback.best_model_path
+    capsys.readouterr()
     val = main(["validate", *tiny_text_args(reviews_csv), f"--ckpt_path={best}"])
     assert val.datamodule.preprocessing_from == best
     assert float(val.trainer.callback_metrics["val/imdb/acc"]) == pytest.approx(float(cli.trainer.checkpoint_callback.best_model_score))
-    test = main(["test", *tiny_text_args(reviews_csv), f"--ckpt_path={best}"])
+    assert "data settings apply" not in capsys.readouterr().err  # the training config: nothing replaced
+    test = main(["test", *tiny_text_args(reviews_csv, "--data.max_length=7", "--data.lowercase=false"), f"--ckpt_path={best}"])
     assert "test/imdb/auroc" in test.trainer.callback_metrics
+    assert test.datamodule.preprocessing["max_length"] == 500  # the checkpoint's, and a line says so
+    assert "seqlab: task imdb: the checkpoint's data settings apply: lowercase=True (config: False), max_length=500 (config: 7)." in (
+        capsys.readouterr().err
+    )
 
 
 def test_an_ensemble_fit_keeps_every_member_in_its_checkpoint(reviews_csv):
@@ -274,10 +280,61 @@ def test_a_misspelt_option_is_named_with_the_closest_ones(option, says, capsys):
         "error: trainer.max_epochz is not an option. Did you mean trainer.max_epochs or trainer.min_epochs or trainer.max_steps? "
         "All options: python -m seqlab fit --help"
     )
-    with pytest.raises(SystemExit):  # a task's option in a multi-task config: jsonargparse's own text, which names the nesting
+    with pytest.raises(SystemExit):  # a task's option in a multi-task config, on the command line
         main(["fit", "--config", str(ROOT / "configs" / "multitask.yaml"), "--data.tasks.imdb.init_args.batchsize=3"])
-    err = capsys.readouterr().err
-    assert "seqlab.data.TextDataModule" in err and "Option 'batchsize' is not accepted" in err and "is not an option" not in err
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: data.tasks.imdb.batchsize is not an option of seqlab.data.TextDataModule. Did you mean data.tasks.imdb.batch_size "
+        "or data.tasks.imdb.eval_batch_size? All options: python -m seqlab fit --data.help seqlab.data.TextDataModule"
+    )
+
+
+MULTITASK = (ROOT / "configs" / "multitask.yaml").read_text()
+JAPANESE_VOWELS = (ROOT / "configs" / "japanese_vowels.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    "config, says",
+    [
+        (MULTITASK.replace("min_freq: 2", "min_frq: 2"),
+         "data.tasks.imdb.min_frq is not an option of seqlab.data.TextDataModule. Did you mean data.tasks.imdb.min_freq? "
+         "All options: python -m seqlab fit --data.help seqlab.data.TextDataModule"),
+        (MULTITASK.replace("batch_size: 32\n      splice", "batch_size: eight\n      splice"),
+         "data.tasks.fsdd.batch_size must be int; got eight. All options: python -m seqlab fit --data.help seqlab.data.SpeechDataModule"),
+        (MULTITASK.replace("seqlab.data.DnaDataModule", "seqlab.data.DnaDataModle"),
+         "data.tasks.splice.class_path seqlab.data.DnaDataModle names no class (module 'seqlab.data' has no attribute 'DnaDataModle'). "
+         "Did you mean seqlab.data.DnaDataModule?"),
+        (JAPANESE_VOWELS.replace("weight_decay: 0.01", "weight_decay: 0.01\n      betaz: [0.9, 0.99]"),
+         "model.optimizer.betaz is not an option of torch.optim.AdamW. Did you mean model.optimizer.betas? "
+         "All options: python -m seqlab fit --model.optimizer.help torch.optim.AdamW"),
+        (JAPANESE_VOWELS.replace("class_path: torch.optim.AdamW", "class_path: torch.optimz.AdamW"),
+         "model.optimizer.class_path torch.optimz.AdamW names no class (module 'torch' has no attribute 'optimz'). "
+         "Did you mean torch.optim.AdamW?"),
+        (JAPANESE_VOWELS.replace("seqlab.callbacks.ProgressBar", "seqlab.callbacks.ProgresBar"),
+         "trainer.callbacks.class_path seqlab.callbacks.ProgresBar names no class "
+         "(module 'seqlab.callbacks' has no attribute 'ProgresBar'). Did you mean seqlab.callbacks.ProgressBar?"),
+        (JAPANESE_VOWELS.replace("  class_path: seqlab.data.SpeechDataModule\n", "  class_path: seqlab.data.SpeechDataModule\n  deltas: 2\n"),
+         "data: deltas stands beside class_path seqlab.data.SpeechDataModule; a class's options go under its init_args "
+         "(class_path: seqlab.data.SpeechDataModule, then init_args: with deltas indented below it)."),
+        ("", None),
+        ("# nothing but a comment\n", None),
+        ("- model\n", None),
+    ],
+    ids=["task-option", "task-type", "task-class", "optimizer-option", "optimizer-module", "callback-class", "beside", "empty",
+         "comment", "list"],
+)  # fmt: skip
+def test_a_mistake_inside_a_nested_class_or_an_empty_config_is_one_line(config, says, tmp_path, capsys):
+    path = tmp_path / "mine.yaml"
+    path.write_text(config)
+    assert config != MULTITASK and config != JAPANESE_VOWELS  # the mistake was made
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(path)])
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    if says is None:
+        what = "holds a list, not keys and values" if config.startswith("-") else "is empty"
+        assert last.startswith(f"seqlab: error: Config {path} {what}: a config maps trainer:, model: and data: to their settings."), last
+    else:
+        assert last == f"error: {says}"
 
 
 def test_a_misspelt_option_of_a_logger_or_callback_names_the_class(tmp_path, capsys):

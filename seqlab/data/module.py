@@ -10,11 +10,13 @@ trained model can predict on new data.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 
 from seqlab.checkpoints import STATE_KEY, read_checkpoint, task_states
 from seqlab.data.base import BucketBatchSampler, Collate, SequenceDataset
@@ -99,7 +101,7 @@ class SeqDataModule(L.LightningDataModule):
     def ensure_preprocessing(self) -> dict[str, Any]:
         if self.preprocessing is None:
             if self.preprocessing_from:
-                self.preprocessing = self.preprocessing_in(read_checkpoint(self.preprocessing_from), self.preprocessing_from)
+                self.preprocessing = self.checkpoint_preprocessing(read_checkpoint(self.preprocessing_from), self.preprocessing_from)
             else:
                 self.check_path()
                 self.build_preprocessing()
@@ -132,6 +134,21 @@ class SeqDataModule(L.LightningDataModule):
                 f"has: {has}. {fix} a checkpoint trained on this task, or the config of the task it was trained on."
             )
         return state["preprocessing"]
+
+    def checkpoint_preprocessing(self, checkpoint: dict[str, Any], where: str | Path) -> dict[str, Any]:
+        """The checkpoint's preprocessing for validate, test and predict, with a line naming the data
+        settings of this config it replaces (e.g. ``k=3 (config: 4)``): the weights read inputs as
+        they were trained to."""
+        preprocessing = self.preprocessing_in(checkpoint, where)
+        plain = (int, float, str, bool, type(None))
+        replaced = [
+            f"{key}={value!r} (config: {getattr(self, key)!r})"
+            for key, value in preprocessing.items()
+            if isinstance(value, plain) and isinstance(getattr(self, key, ()), plain) and getattr(self, key) != value
+        ]
+        if replaced and rank_zero_only.rank == 0:
+            print(f"seqlab: task {self.task_name}: the checkpoint's data settings apply: {', '.join(replaced)}.", file=sys.stderr)
+        return preprocessing
 
     def state_dict(self) -> dict[str, Any]:
         return {

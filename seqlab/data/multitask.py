@@ -158,7 +158,7 @@ class MultiTaskDataModule(L.LightningDataModule):
             module.task_name = name  # the key names the task
             module.in_multitask = True
             if checkpoint is not None and not module.preprocessing_from:  # (a task with its own checkpoint reads that)
-                module.preprocessing = module.preprocessing_in(checkpoint, preprocessing_from)
+                module.preprocessing = module.checkpoint_preprocessing(checkpoint, preprocessing_from)
         self.mixing, self.temperature, self.steps_per_epoch, self.seed = mixing, temperature, steps_per_epoch, seed
         self.only_task = only_task
         self.preprocessing_from = preprocessing_from
