@@ -476,6 +476,30 @@ def name_figures() -> None:
 ARGV: list[str] = []  # the command line of the running main()
 
 
+def raising_task(err: BaseException) -> str:
+    """``data.tasks.fsdd: `` when a task of a multi-task config refused its settings as it was built
+    (its messages name them ``data.<key>``, as in the task's own config); else ``""``."""
+    from seqlab.data.module import SeqDataModule
+
+    tb, family = err.__traceback__, None
+    while tb is not None:
+        me = tb.tb_frame.f_locals.get("self") if tb.tb_frame.f_code.co_name == "__init__" else None
+        family = type(me) if isinstance(me, SeqDataModule) else family
+        tb = tb.tb_next
+    if family is None:
+        return ""
+    named = [m.group(1) for a in ARGV if (m := re.match(r"--data\.tasks\.(\w+)\.", a))]
+    places = [
+        place
+        for place in where_in_configs(lambda node: str(node.get("class_path", "")).rsplit(".", 1)[-1] == family.__name__)
+        if place.startswith("data.tasks.")
+    ]
+    places = [p for p in places if p.rsplit(".", 1)[-1] in named] or places
+    if not places:
+        return ""
+    return f"{places[0]}: " if len(places) == 1 else f"one of {', '.join(places)} ({family.__name__}): "
+
+
 def main(args: list[str] | None = None) -> SeqlabCLI | None:
     """Entry point of ``seqlab`` and ``python -m seqlab``; user errors print one paragraph and exit 2."""
     argv = sys.argv[1:] if args is None else args
@@ -503,5 +527,5 @@ def main(args: list[str] | None = None) -> SeqlabCLI | None:
             cause = cause.__cause__  # jsonargparse wraps errors raised while it instantiates classes
         if cause is None:
             raise
-        print(f"seqlab: error: {cause}", file=sys.stderr)
+        print(f"seqlab: error: {raising_task(cause)}{cause}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -539,3 +539,19 @@ def test_trainer_settings_lightning_refuses_are_one_line_errors(capsys):
             main(["fit", "--config", config, "--trainer.accelerator=mps"])
         err = capsys.readouterr().err
         assert "`MPSAccelerator` can not run on your system" in err and err.rstrip().endswith("Use --trainer.accelerator auto (or cpu).")
+
+
+def test_a_tasks_refused_setting_in_a_multi_task_config_names_the_task(tmp_path, capsys):
+    path = tmp_path / "mine.yaml"
+    path.write_text(MULTITASK.replace("k: 3", "k: 0"))
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(path)])
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "seqlab: error: data.tasks.splice: data.k and data.stride must be at least 1 (got k=0, stride=1)."
+    )
+    with pytest.raises(SystemExit):  # on the command line
+        main(["fit", "--config", str(ROOT / "configs" / "multitask.yaml"), "--data.tasks.fsdd.init_args.batch_size=0"])
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "seqlab: error: data.tasks.fsdd: data.batch_size must be at least 1; got batch_size=0."
+    with pytest.raises(SystemExit):  # a config of one task has no task to name
+        main(["fit", "--config", str(ROOT / "configs" / "splice.yaml"), "--data.k=0"])
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "seqlab: error: data.k and data.stride must be at least 1 (got k=0, stride=1)."

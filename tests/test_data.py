@@ -384,7 +384,7 @@ def test_empty_labels_are_an_error_not_a_class():
 
     for empty in (None, float("nan"), np.float32("nan"), "", " "):
         with pytest.raises(SeqlabError, match=r"'label' has 1 entries without a label \(first: \[1\]\)"):
-            encode_labels(["a", empty, "b"], None, "label")
+            encode_labels(["a", empty, "b"], None, "Column 'label'")
 
 
 def test_token_dropout_only_in_training_and_never_on_padding(tmp_path, reviews_csv):

@@ -121,6 +121,11 @@ def test_fasta_one_file_per_class(tmp_path):
     neg = write_fasta(tmp_path / "neg.fa", [(h.split()[0], s) for h, s in recs if "neg" in h])
     dm = DnaDataModule(source="fasta", class_files={"neg": str(neg), "pos": str(pos)}, encoding="kmer", k=4)
     assert dm.spec.vocab_size == 4**4 + 2 and dm.spec.labels == ["neg", "pos"]
+    with pytest.raises(SeqlabError, match=r"^data\.class_files has only the label\(s\) \['pos'\]: a classifier needs at least two classes"):
+        DnaDataModule(source="fasta", class_files={"pos": str(pos)}).ensure_preprocessing()
+    one = write_fasta(tmp_path / "one.fa", [(h, s) for h, s in recs if "pos" in h])
+    with pytest.raises(SeqlabError, match=r"^The FASTA header field 'label' has only the label\(s\) \['pos'\]"):
+        DnaDataModule(source="fasta", path=str(one)).ensure_preprocessing()
 
 
 def test_fasta_header_without_label_field(tmp_path):

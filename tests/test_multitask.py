@@ -9,7 +9,6 @@ import os
 import random
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import lightning as L
@@ -352,7 +351,7 @@ def test_validate_without_any_validation_split_says_so(tmp_path):
         val_loader({"a": 0, "b": 0.2}, only_task="a")
 
 
-def test_a_batch_limit_below_the_task_count_is_named():
+def test_a_batch_limit_below_the_task_count_is_named(capsys):
     from types import SimpleNamespace
 
     from seqlab.data import DnaDataModule
@@ -361,9 +360,11 @@ def test_a_batch_limit_below_the_task_count_is_named():
     dm = MultiTaskDataModule(tasks={"a": DnaDataModule(), "b": DnaDataModule(), "c": DnaDataModule()})
     loaders = Interleaved([[1, 2], [3], [4]])  # three tasks with batches
     dm.trainer = SimpleNamespace(limit_test_batches=2)
-    with pytest.warns(UserWarning, match=r"limit_test_batches=2 is below the 3 tasks evaluated.*test/acc_macro averages those"):
-        dm._warn_if_limited("test", loaders)
+    dm._warn_if_limited("test", loaders)
+    assert capsys.readouterr().err == (
+        "seqlab: trainer.limit_test_batches=2 is below the 3 tasks evaluated: the tasks take turns a batch each, "
+        "so only the first 2 are evaluated and test/acc_macro averages those.\n"
+    )
     dm.trainer = SimpleNamespace(limit_test_batches=3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        dm._warn_if_limited("test", loaders)  # every task gets a batch: nothing to say
+    dm._warn_if_limited("test", loaders)  # every task gets a batch: nothing to say
+    assert capsys.readouterr().err == ""

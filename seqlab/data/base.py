@@ -266,11 +266,12 @@ def require_two_classes(labels: Sequence[str], where: str) -> None:
         raise SeqlabError(f"{where} has only the label(s) {list(labels)}: a classifier needs at least two classes.")
 
 
-def encode_labels(values: Sequence[Any], labels: list[str] | None, column: str) -> tuple[np.ndarray, list[str]]:
-    """Map raw label values to class indices; the label set is ``labels`` or the sorted values."""
+def encode_labels(values: Sequence[Any], labels: list[str] | None, where: str) -> tuple[np.ndarray, list[str]]:
+    """Map raw label values to class indices; the label set is ``labels`` or the sorted values.
+    ``where`` names the labels in messages (``Column 'label'``, ``data.class_files``)."""
     missing = [i for i, v in enumerate(values) if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)) or str(v).strip() == ""]
     if missing:
-        raise SeqlabError(f"Column {column!r} has {len(missing)} entries without a label (first: {missing[:5]}). Remove or fill them.")
+        raise SeqlabError(f"{where} has {len(missing)} entries without a label (first: {missing[:5]}). Remove or fill them.")
     values = [str(v) for v in values]
     if labels is None:
         labels = sorted(set(values), key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
@@ -278,10 +279,9 @@ def encode_labels(values: Sequence[Any], labels: list[str] | None, column: str) 
     unknown = sorted({v for v in values if v not in index})
     if unknown:
         raise SeqlabError(
-            f"Column {column!r} holds labels outside the label set {labels}: {unknown[:10]}. Fix the "
-            "data, or set data.labels to the full list of class names."
+            f"{where} holds labels outside the label set {labels}: {unknown[:10]}. Fix the data, or set data.labels to the full list of class names."
         )
-    require_two_classes(labels, f"Column {column!r}")
+    require_two_classes(labels, where)
     return np.array([index[v] for v in values], dtype=np.int64), list(labels)
 
 

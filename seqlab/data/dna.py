@@ -293,7 +293,11 @@ class DnaDataModule(SeqDataModule):
             if key not in seen:
                 seen.add(key)
                 keep.append(i)
-        y, names = encode_labels([raw_labels[i] for i in keep], self.labels, self.label_column)
+        if self.source != "fasta":
+            where = f"Column {self.label_column!r}"
+        else:
+            where = "data.class_files" if self.class_files else f"The FASTA header field {self.label_field!r}"
+        y, names = encode_labels([raw_labels[i] for i in keep], self.labels, where)
         codes = [codes[i] for i in keep]
         parts = train_val_test(y, None if split is None else split[keep], self.test_size, self.val_size, self.seed, self.val_fold)
         return {"labels": names, "splits": {k: ([codes[i] for i in v], y[v]) for k, v in parts.items()}}

@@ -20,12 +20,13 @@ at the same step, each with its own share of that task's data.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 import lightning as L
 import numpy as np
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_only
 
 from seqlab.checkpoints import MULTI_KEY, read_checkpoint, task_states
 from seqlab.data.module import SeqDataModule, check_validate_has_data
@@ -219,10 +220,11 @@ class MultiTaskDataModule(L.LightningDataModule):
         """A batch limit below the number of tasks evaluates only the first tasks: say so."""
         limit = getattr(self.trainer, f"limit_{stage}_batches", None)
         tasks = sum(1 for loader in loaders.loaders if len(loader))
-        if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < tasks:
-            rank_zero_warn(
-                f"trainer.limit_{stage}_batches={limit} is below the {tasks} tasks evaluated: the tasks take turns a batch each, "
-                f"so only the first {limit} are evaluated and {stage}/acc_macro averages those."
+        if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < tasks and rank_zero_only.rank == 0:
+            print(  # a line of its own, as seqlab's other notices (a warning would print this source line after it)
+                f"seqlab: trainer.limit_{stage}_batches={limit} is below the {tasks} tasks evaluated: the tasks take turns a batch each, "
+                f"so only the first {limit} are evaluated and {stage}/acc_macro averages those.",
+                file=sys.stderr,
             )
         return loaders
 

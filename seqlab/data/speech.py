@@ -427,8 +427,9 @@ class SpeechDataModule(SeqDataModule):
 
     def _split_table(self) -> dict[str, Any]:
         arrays, raw_labels, split = self._records()
-        column = {"hub": self.label_column, "wav_folder": "folder names"}.get(self.source, "y")
-        y, names = encode_labels(raw_labels, self.labels, column)
+        where = {"hub": f"Column {self.label_column!r}", "wav_folder": f"The WAV folder {self.path}", "file": f"The 'y' array of {self.path}"}
+        where = where.get(self.source, f"The {self.source} data")
+        y, names = encode_labels(raw_labels, self.labels, where)
         parts = train_val_test(y, split, self.test_size, self.val_size, self.seed, self.val_fold)
         return {"labels": names, "splits": {k: ([arrays[i] for i in v], y[v]) for k, v in parts.items()}}
 

@@ -217,7 +217,7 @@ class TextDataModule(SeqDataModule):
         """Deduplicated, labelled, split raw texts: split -> (texts, label ids); and label names."""
         df = self._read_raw()
         df = df.drop_duplicates(subset="text", keep="first").reset_index(drop=True)
-        y, names = encode_labels(df["label"].tolist(), self.labels, self.label_column)
+        y, names = encode_labels(df["label"].tolist(), self.labels, f"Column {self.label_column!r}")
         texts = df["text"].tolist()
         official = df["split"].to_numpy() if df["split"].notna().any() else None  # a row without one: an error there
         parts = train_val_test(y, official, self.test_size, self.val_size, self.seed, self.val_fold)
