@@ -413,6 +413,10 @@ def test_a_hub_dataset_without_a_test_split_gets_a_seeded_one(monkeypatch):
         monkeypatch.setattr(datasets, "load_dataset", lambda *args, loaded=loaded, **kwargs: loaded)
         df = load_hub_table("someone/reviews", None, "label", None, "")
         assert ("split" in df.columns) == has_column and len(df) == 4 * len(splits)
+        assert df.attrs["fingerprint"] == [loaded[s]._fingerprint for s in splits]  # the content's: a cache key
+    edited = datasets.DatasetDict({s: datasets.Dataset.from_dict({**rows, "text": ["good", "bad", "fine", "dull"]}) for s in splits})
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: edited)
+    assert load_hub_table("someone/reviews", None, "label", None, "").attrs["fingerprint"] != df.attrs["fingerprint"]
 
 
 def test_hub_class_names_become_labels_also_when_data_labels_orders_them(monkeypatch):

@@ -279,10 +279,21 @@ def test_hub_source_without_a_test_split_holds_out_a_test_size_share(tmp_path, m
     import seqlab.data.speech as speech
 
     rows = [{"audio": {"array": tone(300.0 if i % 2 else 2000.0, 0.1), "sampling_rate": 16000}, "label": i % 2} for i in range(40)]
-    monkeypatch.setattr(speech, "load_hub_table", lambda *args: pd.DataFrame(rows))  # a hub dataset with one (train) split
+
+    def table(rows, version):
+        df = pd.DataFrame(rows)
+        df.attrs["fingerprint"] = [version]  # as load_hub_table sets it
+        return df
+
+    monkeypatch.setattr(speech, "load_hub_table", lambda *args: table(rows, "v1"))  # a hub dataset with one (train) split
     dm = SpeechDataModule(source="hub", hub_id="someone/tones", test_size=0.25, val_size=0.2, cache_dir=str(tmp_path / "c"))
     dm.setup("fit")
     assert {k: len(v) for k, v in dm.splits.items()} == {"train": 24, "val": 6, "test": 10}  # stratified: 5 and 3 of each class
+    first = dm._hub_records()[0][0]
+    louder = [{**row, "audio": {**row["audio"], "array": row["audio"]["array"] * 4}} for row in rows]  # new content, as many rows
+    monkeypatch.setattr(speech, "load_hub_table", lambda *args: table(louder, "v2"))
+    fresh = SpeechDataModule(source="hub", hub_id="someone/tones", cache_dir=str(tmp_path / "c"))._hub_records()[0]
+    assert fresh[0].shape == first.shape and not np.allclose(fresh[0], first)  # computed afresh, not the cached features of v1
 
 
 # -- frame files -----------------------------------------------------------------------------------

@@ -471,6 +471,7 @@ def load_hub_table(hub_id: str, config: str | None, label_column: str, labels: l
 
     Fails within seconds when the hub cannot be reached (unless a cached copy exists), with
     ``offline_hint`` naming the offline alternative. Integer labels with names become the names.
+    ``df.attrs["fingerprint"]`` holds the splits' ``datasets`` fingerprints (a cache key of the content).
     """
     import datasets
     import pandas as pd
@@ -513,6 +514,7 @@ def load_hub_table(hub_id: str, config: str | None, label_column: str, labels: l
                 "unlabelled rows, as in a hidden test split). Use a dataset (or data.hub_config) whose splits are labelled."
             )
         df[label_column] = [names[i] for i in codes]
+    df.attrs["fingerprint"] = [loaded[s]._fingerprint for s in ("train", "test") if s in loaded]  # changes with the content
     return df
 
 
