@@ -541,3 +541,52 @@ def test_a_whole_recording_shorter_than_one_stacked_step_is_named(tmp_path):
     with pytest.raises(SeqlabError, match=r"recording 'short' of subject 'p0' has 1 sample\(s\), fewer than data.stack=2"):
         file_dm(path, window=None, stack=2).setup("fit")
     file_dm(path, window=None, stack=1).setup("fit")  # one sample is one step
+
+
+def test_a_drawn_test_share_leaves_the_listed_validation_subjects_alone(signals_csv):
+    for seed in range(12):  # some of these seeds drew p3 into test, which then stopped as "in both" lists
+        dm = ActivityDataModule(source="file", path=str(signals_csv), window=50, test_subjects=None, val_subjects=["p3"], test_size=0.34, seed=seed)
+        dm.setup("fit")
+        assert dm.subject_split["val"] == ["p3"] and len(dm.subject_split["test"]) == 2 and "p3" not in dm.subject_split["test"]
+
+
+def test_majority_windows_of_a_class_outside_data_labels_are_dropped_not_pooled(tmp_path):
+    labels = ["walk"] * 4 + ["t1"] * 3 + ["t2"] * 3  # a window of 10: walk is the majority
+    rows = [{"a": float(i), "label": labels[i % 10], "subject": f"p{s}", "recording": "r0"} for s in range(4) for i in range(40)]
+    rows += [{"a": 0.5, "label": "sit", "subject": f"p{s}", "recording": "r1"} for s in range(4) for _ in range(20)]
+    path = tmp_path / "s.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    for labels_given in (None, ["sit", "walk"]):  # restricting the label set must not change what walk windows are
+        dm = ActivityDataModule(source="file", path=str(path), window=10, overlap=0.0, mixed="majority", labels=labels_given,
+                                test_subjects=["p0"], val_subjects=["p1"])  # fmt: skip
+        dm.setup("fit")
+        names = dm.preprocessing["labels"]
+        assert sorted(names[int(y)] for y in dm.splits["train"].labels) == ["sit"] * 4 + ["walk"] * 8
+    codes = np.array([0, 0, 0, 3, 3, 3, 3, 2, 2, 2])  # 3: a class outside the two chosen
+    assert window_labels(codes, 10, 10, "majority", classes=2)[1].tolist() == []  # its majority is dropped
+    assert window_labels(codes[:7], 7, 7, "majority", classes=2)[1].tolist() == []
+    assert window_labels(codes[:6], 6, 6, "majority", classes=2)[1].tolist() == [0]  # a tie goes to the smaller code
+
+
+def test_npz_channel_names_and_arrays_must_fit_the_signals(tmp_path):
+    df = make_signals()
+    arrays = dict(signals=df[["a", "b", "rec"]].to_numpy(), label=df.label.to_numpy(dtype=str), subject=df.subject.to_numpy(dtype=str),
+                  recording=df.recording.to_numpy(dtype=str))  # fmt: skip
+    path = tmp_path / "s.npz"
+    for names in (["a", "b"], ["a", "b", "rec", "x"], ["a", "a", "rec"]):
+        np.savez(path, **arrays, channels=np.array(names))
+        with pytest.raises(SeqlabError, match=rf"'channels' must name each of the 3 columns of 'signals' once; it holds \{names!r}"):
+            file_dm(path).ensure_preprocessing()
+    np.savez(path, **{**arrays, "subject": arrays["subject"][:, None]})  # a column vector of subjects
+    with pytest.raises(SeqlabError, match=r"array 'subject' has shape \(4800, 1\); it needs one entry per sample of 'signals', shape \(4800,\)"):
+        file_dm(path).ensure_preprocessing()
+    upper = tmp_path / "S.NPZ"
+    np.savez(path, **arrays)
+    path.rename(upper)
+    dm = file_dm(upper)
+    assert dm.ensure_preprocessing()["channels"] == ["ch0", "ch1", "ch2"]  # read as an .npz, its columns in order
+
+
+def test_a_bucket_pool_below_one_is_refused():
+    with pytest.raises(SeqlabError, match=r"data.bucket_pool must be at least 1; got bucket_pool=0"):
+        ActivityDataModule(source="file", path="x.csv", bucket_pool=0)

@@ -294,6 +294,10 @@ def test_hub_source_without_a_test_split_holds_out_a_test_size_share(tmp_path, m
     monkeypatch.setattr(speech, "load_hub_table", lambda *args: table(louder, "v2"))
     fresh = SpeechDataModule(source="hub", hub_id="someone/tones", cache_dir=str(tmp_path / "c"))._hub_records()[0]
     assert fresh[0].shape == first.shape and not np.allclose(fresh[0], first)  # computed afresh, not the cached features of v1
+    shorter = [{**row, "clip": {**row["audio"], "array": row["audio"]["array"][:800]}} for row in louder]  # a second audio column
+    monkeypatch.setattr(speech, "load_hub_table", lambda *args: table(shorter, "v2"))
+    clip = SpeechDataModule(source="hub", hub_id="someone/tones", audio_column="clip", cache_dir=str(tmp_path / "c"))._hub_records()[0]
+    assert len(clip[0]) < len(fresh[0])  # that column's features, not those cached for column 'audio'
 
 
 # -- frame files -----------------------------------------------------------------------------------

@@ -79,12 +79,12 @@ def load_hapt(cache_dir: str | None = None, archive_path: str | None = None) -> 
 
 
 # -- windows and splits -----------------------------------------------------------------------
-def window_labels(labels: np.ndarray, window: int | None, stride: int, mixed: str) -> tuple[np.ndarray, np.ndarray]:
+def window_labels(labels: np.ndarray, window: int | None, stride: int, mixed: str, classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(starts, labels) of the windows of one recording's per-sample labels. ``mixed="drop"``
     keeps windows whose samples all share one class; ``"majority"`` labels a window by its most
     frequent value (unlabelled counted as a value; ties go to the smaller code, unlabelled first).
-    Windows whose label is unlabelled (-1) are dropped either way. ``window=None``: the whole
-    recording is one window."""
+    Windows whose label is unlabelled (-1), or a class outside the chosen set (a code from
+    ``classes`` on), are dropped either way. ``window=None``: the whole recording is one window."""
     if window is None:
         lab = labels[None, :]  # (1, T)
         starts = np.zeros(1, dtype=np.int64)
@@ -100,7 +100,7 @@ def window_labels(labels: np.ndarray, window: int | None, stride: int, mixed: st
         codes = np.arange(-1, int(lab.max()) + 1)
         counts = (lab[:, :, None] == codes).sum(1)  # (W, K+1)
         y = codes[counts.argmax(1)]
-    keep = y >= 0
+    keep = (y >= 0) & (y < (classes if classes is not None else np.iinfo(np.int64).max))
     return starts[keep], y[keep]
 
 
@@ -126,8 +126,9 @@ def split_subjects(
                 f"or set data.{name}: null to draw a seeded share{hapt}."
             )
     rng = np.random.default_rng(seed)
-    if test is None:
-        test = sorted(rng.permutation(known)[: max(1, int(round(len(known) * test_size)))].tolist(), key=natural_key)
+    if test is None:  # drawn from the subjects not listed for validation
+        free = [s for s in known if s not in (val or [])]
+        test = sorted(rng.permutation(free)[: max(1, int(round(len(known) * test_size)))].tolist(), key=natural_key)
     rest = [s for s in known if s not in test]
     if val_fold and (val is not None or val_size == 0):
         raise SeqlabError(
@@ -347,7 +348,8 @@ class ActivityDataModule(SeqDataModule):
         if unknown:
             raise SeqlabError(f"data.labels names class(es) {unknown} that the data does not have; its labels are {found}.")
         require_two_classes(names, f"{recs[0].where}: column {self.label_column!r}")
-        recode = np.array([names.index(n) if n in names else -1 for n in found] + [-1], dtype=np.int64)  # code -1 -> last entry -> -1
+        outside = [n for n in found if n not in names]  # coded from len(names) on: a majority of one of them is dropped, not pooled
+        recode = np.array([names.index(n) if n in names else len(names) + outside.index(n) for n in found] + [-1], dtype=np.int64)  # -1 stays
         for rec in recs:
             check_finite(rec, channels)
             rec.labels = recode[rec.labels]
@@ -403,7 +405,7 @@ class ActivityDataModule(SeqDataModule):
                     "stacks into one step. Remove the recording or use a smaller data.stack."
                 )
             if labelled:
-                starts, y = window_labels(rec.labels, p["window"], stride, p["mixed"])
+                starts, y = window_labels(rec.labels, p["window"], stride, p["mixed"], len(p["labels"]))
             else:
                 starts = np.arange(0, len(x) - width + 1, stride)
                 y = np.full(len(starts), -1)
@@ -468,7 +470,7 @@ class ActivityDataModule(SeqDataModule):
         p = self.preprocessing
         channels = list(p["channels"])
         path = Path(self.predict_input)
-        npz = path.suffix == ".npz"
+        npz = path.suffix.lower() == ".npz"
         reads = "activity reads one .csv/.tsv/.parquet table or .npz of signals in the training layout"
         if path.is_dir():
             raise SeqlabError(f"data.predict_input {path} is a folder; {reads}. Give a file in it.")

@@ -60,7 +60,8 @@ class SeqDataModule(L.LightningDataModule):
         val_fold: int = 0,
     ) -> None:
         super().__init__()
-        small = {k: v for k, v in {"batch_size": batch_size, "eval_batch_size": eval_batch_size}.items() if v is not None and v < 1}
+        sizes = {"batch_size": batch_size, "eval_batch_size": eval_batch_size, "bucket_pool": bucket_pool}
+        small = {k: v for k, v in sizes.items() if v is not None and v < 1}
         if small:
             raise out_of_range("data", small, "at least 1")
         if val_fold < 0:

@@ -69,7 +69,7 @@ def read_signal_file(
     and 1-D arrays named like the label/subject/recording columns.
     """
     path = Path(path)
-    if path.suffix == ".npz":
+    if path.suffix.lower() == ".npz":
         if not path.is_file():
             raise SeqlabError(f"Signal file {path} does not exist. Fix data.path or data.predict_input.")
         try:
@@ -85,15 +85,23 @@ def read_signal_file(
         signals = arrays.pop("signals")
         if signals.ndim != 2 or not (np.issubdtype(signals.dtype, np.number) or signals.dtype == bool):
             raise SeqlabError(f"{path}: 'signals' must be numbers of shape (samples, channels); it is {signals.dtype} of shape {signals.shape}.")
-        names = [str(c) for c in arrays.pop("channels")] if "channels" in arrays else [f"ch{i}" for i in range(signals.shape[1])]
+        named = arrays.pop("channels", None)
+        if named is not None and (named.ndim != 1 or len(named) != signals.shape[1] or len(set(named.tolist())) != len(named)):
+            raise SeqlabError(
+                f"{path}: 'channels' must name each of the {signals.shape[1]} columns of 'signals' once; it holds {named.tolist()}. "
+                "Save one name per column, in column order (or leave 'channels' out to take the columns in order)."
+            )
+        names = [str(c) for c in named] if named is not None else [f"ch{i}" for i in range(signals.shape[1])]
         if channels is not None:
             missing = [c for c in channels if c not in names]
             if missing:
                 raise SeqlabError(f"{path} has no channel(s) {missing}; its channels are {names}. Fix data.channels.")
             signals, names = signals[:, [names.index(c) for c in channels]], list(channels)
         for key, value in arrays.items():
-            if value.shape[:1] != signals.shape[:1]:
-                raise SeqlabError(f"{path}: array {key!r} has {len(value)} entries but 'signals' has {len(signals)} samples.")
+            if value.ndim != 1 or value.shape[:1] != signals.shape[:1]:
+                raise SeqlabError(
+                    f"{path}: array {key!r} has shape {value.shape}; it needs one entry per sample of 'signals', shape ({len(signals)},)."
+                )
         arrays["signals"] = signals.astype(np.float32)
         return arrays, names, "sample index"
     df = read_table(path)

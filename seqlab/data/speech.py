@@ -420,7 +420,8 @@ class SpeechDataModule(SeqDataModule):
                 return extract(*read_wav(cell["bytes"] or cell["path"], name=f"{self.hub_id} row {i} ({cell.get('path')})")).numpy()
             raise SeqlabError(f"{self.hub_id} row {i}: the audio column holds {type(cell).__name__}, not WAV bytes or an array.")
 
-        key = {"audio": settings.to_dict(), "hub": self.hub_id, "config": self.hub_config, "rows": len(df), "version": df.attrs.get("fingerprint")}
+        key = {"audio": settings.to_dict(), "hub": self.hub_id, "config": self.hub_config, "column": self.audio_column,
+               "rows": len(df), "version": df.attrs.get("fingerprint")}  # fmt: skip
         arrays = cached_features(key, lambda: [decode(c, i) for i, c in enumerate(df[self.audio_column])], self.cache_dir)
         split = df["split"].to_numpy() if "split" in df.columns else None  # no test split on the hub: a test_size share
         return arrays, df[self.label_column].tolist(), split
