@@ -359,7 +359,14 @@ class SeqModel(L.LightningModule):
         optimizer = build_optimizer(self.optimizer, self.parameters())
         if self.lr_schedule == "constant" and self.warmup == 0:
             return optimizer
-        total = max(1, int(self.trainer.estimated_stepping_batches))
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):  # trainer.max_epochs: -1 (and max_steps: -1): stopped by max_time or a callback
+            raise SeqlabError(
+                f"model.lr_schedule={self.lr_schedule!r} with model.warmup={self.warmup} needs a known number of steps, but the trainer "
+                "runs without an end (trainer.max_epochs: -1). Set trainer.max_epochs or trainer.max_steps, or use model.lr_schedule: "
+                "constant with model.warmup: 0."
+            )
+        total = max(1, int(total))
         warmup = int(self.warmup * total)
 
         def factor(step: int) -> float:

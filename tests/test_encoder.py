@@ -271,6 +271,11 @@ def test_position_embedding_adds_a_learned_vector_per_step():
     torch.testing.assert_close(out[0] - layer.input_layer(x)[0], layer.positions.weight[:3])
     with pytest.raises(SeqlabError, match="longer than the 4 learned positions.*to predict, give inputs of at most"):
         layer(torch.ones(1, 5, dtype=torch.long))
+    enc = LSTMEncoder(3, 4, pooling="mean").eval()  # a batch padded past the table: only the real steps must fit
+    ids, lengths = torch.tensor([[1, 2, 3, 4, 0, 0], [2, 2, 0, 0, 0, 0]]), torch.tensor([4, 2])
+    torch.testing.assert_close(enc(ids, lengths, input_layer=layer), enc(ids[:, :4], lengths, input_layer=layer))
+    with pytest.raises(SeqlabError, match="A sequence of 5 steps is longer than the 4 learned positions"):
+        enc(torch.ones(1, 6, dtype=torch.long), torch.tensor([5]), input_layer=layer)
 
 
 class Placed(torch.nn.Module):

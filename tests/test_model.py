@@ -201,3 +201,19 @@ def test_a_checkpoint_of_the_same_task_with_other_data_settings_names_what_diffe
     with pytest.raises(SeqlabError, match=r"Task 'jv' in the checkpoint differs from this run's data \(feature_dim: 24 there, 3 here\)"):
         model.on_load_checkpoint(other)
     model.on_load_checkpoint({"hyper_parameters": {"specs": SPEECH}})  # the same spec, its defaults left out: accepted
+
+
+def test_a_schedule_over_a_run_without_an_end_is_a_clear_error():
+    import lightning as L
+
+    batch = {"task": "jv", "index": torch.arange(2), "x": torch.randn(2, 4, 3), "lengths": torch.tensor([4, 2]), "y": torch.tensor([0, 1])}
+    loader = torch.utils.data.DataLoader([batch], batch_size=None)
+    for schedule in ({}, {"lr_schedule": "constant", "warmup": 0.1}):  # the cosine default, or a warmup share of the run
+        trainer = L.Trainer(max_epochs=-1, max_time="00:00:00:05", limit_val_batches=0, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+        with pytest.raises(SeqlabError, match=r"needs a known number of steps, but the trainer runs without an end"):
+            trainer.fit(SeqModel(SPEECH, embed_dim=4, hidden_size=3, **schedule), loader)
+    trainer = L.Trainer(max_epochs=-1, max_steps=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(SeqModel(SPEECH, embed_dim=4, hidden_size=3), loader)  # max_steps ends it: the schedule spans 2 steps
+    assert trainer.global_step == 2 and trainer.lr_scheduler_configs[0].scheduler.get_last_lr()[0] == pytest.approx(0.0)

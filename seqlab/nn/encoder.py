@@ -190,6 +190,9 @@ class LSTMEncoder(nn.Module):
         if x.is_floating_point():  # zeros past each end: a NaN in the padding reaches no output or gradient
             x = torch.where(lengths_mask(lengths, T).view(B, T, *[1] * (x.dim() - 2)), x, 0.0)
         first = self.input if input_layer is None else input_layer
+        if start is None and isinstance(first, WithPositions) and T > first.positions.num_embeddings:  # padded past the table
+            first.check(int(lengths.max()))  # the real steps must fit; padding past them takes the last position (masked)
+            start = torch.zeros(B, dtype=torch.long, device=x.device)
         h = first(x) if start is None else first(x, start)  # (B, T, I)
         h = self.input_dropout(self.front(h, lengths))
         for layer in range(self.num_layers):
