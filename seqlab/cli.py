@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -15,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from seqlab.callbacks import JsonlPredictionWriter
 from seqlab.checkpoints import check_checkpoint_file, exported_model_error
+from seqlab.config_errors import ARGV, check_config_files, import_class, plain_option_error, raising_task
 from seqlab.errors import SeqlabError, first_line
 from seqlab.model import SeqModel
 
@@ -34,210 +34,6 @@ TRAINING_KEYS = (
     "lr_schedule",
     "warmup",
 )
-
-
-def close_names(name: str, cls: type) -> list[str]:
-    """The init arguments of ``cls`` spelled most like ``name`` (a misspelt option); an ``__init__``
-    that passes ``**kwargs`` on adds its base class's arguments."""
-    import difflib
-    import inspect
-
-    names: list[str] = []
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
-        names += [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-        if not any(p.kind == p.VAR_KEYWORD for p in params):
-            break
-    return difflib.get_close_matches(name, list(dict.fromkeys(names)), n=3)
-
-
-def type_names(text: str) -> str:
-    """jsonargparse's ``<class 'int'>`` as ``int`` (``NoneType`` as ``None``)."""
-    return re.sub(r"<class '(?:builtins\.)?([\w.]+)'>", r"\1", text).replace("NoneType", "None")
-
-
-def expected_types(expected: str, union: bool) -> str:
-    """jsonargparse's expected type as words: ``int``, ``one of 'a', 'b'``; a union's types joined by "or"."""
-    if union:
-        return " or ".join(type_names(t.strip()) for t in re.split(r",\s*(?=<|typing|\w+\[)", expected))
-    return re.sub(r"typing\.Literal\[(.*)\]", r"one of \1", type_names(expected))
-
-
-def import_class(class_path: str):
-    """The object a config's ``class_path`` (``package.module.Name``) names."""
-    module, _, name = class_path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
-
-
-def shipped_configs() -> str:
-    """The configs a user can start from: those in ./configs, else in the repository seqlab runs from."""
-    for folder in (Path("configs"), Path(__file__).resolve().parents[1] / "configs"):
-        found = sorted(folder.glob("*.yaml"))
-        if found:
-            return ", ".join(str(p) for p in found)
-    return "configs/<task>.yaml of the seqlab repository"
-
-
-def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
-    """An unknown option in one line, with the options spelled most like it. jsonargparse reports
-    one of ``data`` inside a dump of the union of data module classes, and one of ``model`` or
-    ``trainer`` without suggestions."""
-    # (only the outermost class: a nested one, a task of a multi-task config, keeps jsonargparse's full text)
-    in_class = r"Parser key \"(\w+(?:\.\w+)?)\":(?:(?!Parser key).)*?class_path '([\w.]+)':\s*"  # data's (trainer.logger's) key, its class_path
-    wrong_value = re.match(in_class + r"Parser key \"(\w+)\":\s*Expected an? (.+?)\. Got value: ([^\n]*)", message, re.S)
-    wrong_union = re.match(  # an optional option (int | None ...)
-        in_class + r"Parser key \"(\w+)\":\s*Does not validate against any of the Union subtypes\s*Subtypes: \[([^\n]*)\].*?Given value: ([^\n]*)",
-        message,
-        re.S,
-    )
-    if wrong_value or wrong_union:
-        key, class_path, option, expected, got = (wrong_value or wrong_union).groups()
-        return f"{key}.{option} must be {expected_types(expected, bool(wrong_union))}; got {got}. All options: {prog} --{key}.help {class_path}"
-    top_value = re.fullmatch(r"Parser key \"((?:model|trainer)\.\w+)\":\s*Expected an? (.+?)\. Got value: ([^\n]*)\s*", message, re.S)
-    top_union = re.fullmatch(
-        r"Parser key \"((?:model|trainer)\.\w+)\":\s*Does not validate against any of the Union subtypes\s*Subtypes: \[([^\n]*)\].*?"
-        r"Given value: ([^\n]*)\s*",
-        message,
-        re.S,
-    )
-    if (top_value or top_union) and "class_path" not in message:  # a plain model or trainer option of the wrong type
-        key, expected, got = (top_value or top_union).groups()
-        return f"{key} must be {expected_types(expected, bool(top_union))}; got {got}. All options: {prog} --help"
-    commands = "fit, validate, test, predict, export or explain"
-    if re.match(r'expected "subcommand" to be one of', message):
-        return f"Give a command: {commands}; e.g. python -m seqlab fit --config configs/imdb.yaml (export, explain: --help)."
-    unknown = re.match(r"argument subcommand: invalid choice: '([^']*)'", message)
-    if unknown:
-        return f"Unknown command {unknown.group(1)!r}: python -m seqlab takes {commands}."
-    no_data = re.fullmatch(r"the following arguments are required: (\w+)\.data", message.strip())
-    if no_data:
-        return f"python -m seqlab {no_data.group(1)} needs a config (--config) naming the data and the model; shipped: {shipped_configs()}."
-    dumped = re.match(in_class + r"Option '(\w+)' is not accepted", message, re.S)
-    if dumped:
-        key, class_path, option = dumped.groups()
-        close = close_names(option, import_class(class_path))
-    else:
-        command_line = re.fullmatch(r"unrecognized arguments: --(model|trainer)\.(\w+)(?:[= ]\S*)?", message.strip())
-        in_yaml = re.fullmatch(r"Subcommand '(\w+)' does not accept option '(model|trainer)\.(\w+)'", message.strip())
-        if in_yaml:  # reported by the top parser: the options are listed by the subcommand's help
-            prog, key, option = f"{prog} {in_yaml.group(1)}", in_yaml.group(2), in_yaml.group(3)
-        elif command_line:
-            key, option = command_line.groups()
-        else:
-            return nested_config_error(message, prog) or message
-        class_path = None
-        close = close_names(option, SeqModel if key == "model" else L.Trainer)
-    where = f" of {class_path}" if class_path else ""
-    hint = f" Did you mean {' or '.join(f'{key}.{c}' for c in close)}?" if close else ""
-    listing = f"--{key}.help {class_path}" if class_path else "--help"
-    last = (
-        f" (--{key}.<option> goes to the last callback in the list, here {class_path}; to change another one, edit it in a copy of the config.)"
-        if key == "trainer.callbacks" and class_path and any(a.split("=")[0].endswith(f".{option}") and a.startswith(f"--{key}.") for a in ARGV)
-        else ""
-    )
-    return f"{key}.{option} is not an option{where}.{hint} All options: {prog} {listing}{last}"
-
-
-def config_files() -> list[str]:
-    """The ``--config`` files of the running command line."""
-    files = [ARGV[i + 1] for i, a in enumerate(ARGV[:-1]) if a in ("--config", "-c")]
-    return files + [a.split("=", 1)[1] for a in ARGV if a.startswith("--config=")]
-
-
-def where_in_configs(match) -> dict[str, dict]:
-    """The mappings in the command's YAML configs for which ``match(mapping)`` holds, by their dotted
-    place (``data.tasks.imdb``; ``init_args`` left out, as on the command line)."""
-    import yaml
-
-    found: dict[str, dict] = {}
-
-    def walk(node, path: list[str]) -> None:
-        if isinstance(node, dict):
-            if match(node):
-                found.setdefault(".".join(path), node)
-            for k, v in node.items():
-                walk(v, path if k == "init_args" else [*path, str(k)])
-        elif isinstance(node, list):  # callbacks: the dotted name has no index
-            for v in node:
-                walk(v, path)
-
-    for file in config_files():
-        try:
-            walk(yaml.safe_load(Path(file).read_text()), [])
-        except (OSError, yaml.YAMLError):
-            continue
-    return found
-
-
-def close_class(class_path: str, module: str, name: str) -> str | None:
-    """``class_path`` with its misspelt part ``name`` (missing from ``module``) replaced by the
-    closest name ``module`` has, when the result imports."""
-    import difflib
-
-    try:
-        names = dir(importlib.import_module(module))
-    except ImportError:
-        return None
-    for close in difflib.get_close_matches(name, names, n=3):
-        candidate = class_path.replace(f"{module}.{name}", f"{module}.{close}", 1)
-        try:
-            if isinstance(import_class(candidate), type):
-                return candidate
-        except (ImportError, AttributeError, ValueError):
-            continue
-    return None
-
-
-def nested_config_error(message: str, prog: str) -> str | None:
-    """One line for what jsonargparse reports deep inside a dump: in a class given by ``class_path``
-    below the top level (a task of a multi-task config, the optimizer), an unknown option or one of
-    the wrong type; a ``class_path`` that names no class; options written beside ``class_path``
-    instead of under ``init_args``. None for other messages."""
-    top = re.match(r'Parser key "([\w.]+)":', message)
-    classes = re.findall(r"Problem with given class_path '([\w.]+)'", message) or re.findall(r"class_path='([\w.]+)'", message)
-    if not top:
-        return None
-    key = top.group(1)
-    missing = re.search(r"module '([\w.]+)' has no attribute '(\w+)'|No module named '([\w.]+)'", message)
-    if missing and classes:
-        bad = classes[-1]
-        places = list(where_in_configs(lambda node: node.get("class_path") == bad)) or [key]
-        reason = missing.group(0)
-        close = close_class(bad, missing.group(1), missing.group(2)) if missing.group(1) else None
-        hint = f" Did you mean {close}?" if close else ""
-        return f"{' and '.join(places)}.class_path {bad} names no class ({reason}).{hint}"
-    if "Not a valid subclass" in message:
-        fields = {"class_path", "init_args", "dict_kwargs"}
-        for place, node in where_in_configs(lambda node: "class_path" in node and set(node) - fields).items():
-            beside = ", ".join(str(k) for k in node if k not in fields)
-            return (
-                f"{place}: {beside} stands beside class_path {node['class_path']}; a class's options go under its init_args "
-                f"(class_path: {node['class_path']}, then init_args: with {beside} indented below it)."
-            )
-        return None
-    unknown = re.search(r"Option '(\w+)' is not accepted", message)
-    wrong = re.search(r'Parser key "(\w+)":\s*Expected an? (.+?)\. Got value: ([^\n]*)', message)
-    if not classes or not (unknown or wrong):
-        return None
-    class_path, option = classes[-1], (unknown or wrong).group(1)
-    try:
-        cls = import_class(class_path)
-    except (ImportError, AttributeError, ValueError):
-        return None
-    given = re.search(r"NestedArg\(key='([\w.]+)'", message)
-    if given:  # on the command line: --data.tasks.imdb.init_args.batchsize=3
-        places = [".".join(p for p in f"{key}.{given.group(1)}".split(".")[:-1] if p != "init_args")]
-    else:
-        places = list(where_in_configs(lambda node: node.get("class_path") == class_path and option in (node.get("init_args") or {})))
-    place = places[0] if places else key  # not in a config file: given on the command line, e.g. --model.optimizer.lrr
-    listing = f"All options: {prog} --{key}.help {class_path}"
-    if wrong:
-        return f"{place}.{option} must be {expected_types(wrong.group(2), False)}; got {wrong.group(3)}. {listing}"
-    close = close_names(option, cls)
-    hint = f" Did you mean {' or '.join(f'{place}.{c}' for c in close)}?" if close else ""
-    return f"{place}.{option} is not an option of {class_path}.{hint} {listing}"
 
 
 class SeqlabArgumentParser(LightningArgumentParser):
@@ -426,26 +222,6 @@ def run_tool(name: str, args: list[str]):
     return getattr(importlib.import_module(module), function)(args)
 
 
-def check_config_files() -> None:
-    """A YAML syntax error names its file and line (jsonargparse would say "<unicode string>"); an
-    empty config, or one that is no mapping of keys, is named as such."""
-    import yaml
-
-    for path in config_files():
-        if Path(path).is_file():
-            with open(path) as f:
-                try:
-                    config = yaml.safe_load(f)
-                except yaml.YAMLError as err:
-                    raise SeqlabError(f"Config {path} is not valid YAML: {err}") from None
-            if not isinstance(config, dict):
-                what = "is empty" if config is None else f"holds a {type(config).__name__}, not keys and values"
-                raise SeqlabError(
-                    f"Config {path} {what}: a config maps trainer:, model: and data: to their settings. Start from a shipped one: "
-                    f"{shipped_configs()}."
-                )
-
-
 def _not_a_tip(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("💡 Tip")
 
@@ -471,33 +247,6 @@ def name_figures() -> None:
     if FIGURES_WRITTEN and rank_zero_only.rank == 0:
         print(f"seqlab: figures: {', '.join(str(p) for p in FIGURES_WRITTEN)}", file=sys.stderr)
     FIGURES_WRITTEN.clear()
-
-
-ARGV: list[str] = []  # the command line of the running main()
-
-
-def raising_task(err: BaseException) -> str:
-    """``data.tasks.fsdd: `` when a task of a multi-task config refused its settings as it was built
-    (its messages name them ``data.<key>``, as in the task's own config); else ``""``."""
-    from seqlab.data.module import SeqDataModule
-
-    tb, family = err.__traceback__, None
-    while tb is not None:
-        me = tb.tb_frame.f_locals.get("self") if tb.tb_frame.f_code.co_name == "__init__" else None
-        family = type(me) if isinstance(me, SeqDataModule) else family
-        tb = tb.tb_next
-    if family is None:
-        return ""
-    named = [m.group(1) for a in ARGV if (m := re.match(r"--data\.tasks\.(\w+)\.", a))]
-    places = [
-        place
-        for place in where_in_configs(lambda node: str(node.get("class_path", "")).rsplit(".", 1)[-1] == family.__name__)
-        if place.startswith("data.tasks.")
-    ]
-    places = [p for p in places if p.rsplit(".", 1)[-1] in named] or places
-    if not places:
-        return ""
-    return f"{places[0]}: " if len(places) == 1 else f"one of {', '.join(places)} ({family.__name__}): "
 
 
 def main(args: list[str] | None = None) -> SeqlabCLI | None:

@@ -1,4 +1,4 @@
-"""Helpers the tests share: WAV files to read."""
+"""Helpers the tests share: WAV files to read, an optimizer factory for a config to name."""
 
 from __future__ import annotations
 
@@ -26,3 +26,10 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int, width: in
         w.setsampwidth(width)
         w.setframerate(sample_rate)
         w.writeframes(raw)
+
+
+def make_sgd(params, lr: float = 0.1):
+    """An optimizer given as a factory function (a config's model.optimizer may name one)."""
+    import torch
+
+    return torch.optim.SGD(params, lr=lr)

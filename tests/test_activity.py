@@ -590,3 +590,10 @@ def test_npz_channel_names_and_arrays_must_fit_the_signals(tmp_path):
 def test_a_bucket_pool_below_one_is_refused():
     with pytest.raises(SeqlabError, match=r"data.bucket_pool must be at least 1; got bucket_pool=0"):
         ActivityDataModule(source="file", path="x.csv", bucket_pool=0)
+
+
+def test_the_overlap_a_checkpoint_replaces_is_named_as_the_overlap():
+    stored = {"labels": CLASSES, "channels": ["a"], "stats": None, "window": 128, "stride": 64, "mixed": "drop", "stack": 1}
+    dm = ActivityDataModule(source="file", path="x.csv", window=128, overlap=0.75, stack=2)
+    assert dm.replaced_settings(stored) == {"overlap": (0.5, 0.75), "stack": (1, 2)}  # not the stride it becomes
+    assert ActivityDataModule(source="file", path="x.csv", window=128, overlap=0.5).replaced_settings(stored) == {}

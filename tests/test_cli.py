@@ -292,42 +292,109 @@ MULTITASK = (ROOT / "configs" / "multitask.yaml").read_text()
 JAPANESE_VOWELS = (ROOT / "configs" / "japanese_vowels.yaml").read_text()
 
 
+def with_task(name: str, copy_of: str, **changes) -> str:
+    """configs/multitask.yaml with one more task, a copy of another with ``changes`` to its init_args."""
+    import copy
+
+    import yaml
+
+    config = yaml.safe_load(MULTITASK)
+    task = copy.deepcopy(config["data"]["init_args"]["tasks"][copy_of])
+    task["init_args"].update(changes)
+    config["data"]["init_args"]["tasks"][name] = task
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def moved_beside(text: str, block: str) -> str:
+    """``text`` with the ``init_args:`` line right below ``block`` (a class_path line) removed and
+    its options dedented: written beside class_path."""
+    lines, out, i = text.splitlines(), [], 0
+    while i < len(lines):
+        out.append(lines[i])
+        if lines[i].strip() == block and i + 1 < len(lines) and lines[i + 1].strip() == "init_args:":
+            indent = len(lines[i + 1]) - len(lines[i + 1].lstrip())
+            i += 2
+            while i < len(lines) and (len(lines[i]) - len(lines[i].lstrip()) > indent or not lines[i].strip()):
+                out.append(lines[i][2:])
+                i += 1
+            continue
+        i += 1
+    return "\n".join(out) + "\n"
+
+
+BESIDE = "; a class's options go under its init_args (class_path: {c}, then init_args: with {o} indented below it)."
+ADAMW = "All options: python -m seqlab fit --model.optimizer.help torch.optim.AdamW"
+
+
 @pytest.mark.parametrize(
-    "config, says",
+    "config, args, says",
     [
-        (MULTITASK.replace("min_freq: 2", "min_frq: 2"),
+        (MULTITASK.replace("min_freq: 2", "min_frq: 2"), [],
          "data.tasks.imdb.min_frq is not an option of seqlab.data.TextDataModule. Did you mean data.tasks.imdb.min_freq? "
          "All options: python -m seqlab fit --data.help seqlab.data.TextDataModule"),
-        (MULTITASK.replace("batch_size: 32\n      splice", "batch_size: eight\n      splice"),
+        (MULTITASK.replace("batch_size: 32\n      splice", "batch_size: eight\n      splice"), [],
          "data.tasks.fsdd.batch_size must be int; got eight. All options: python -m seqlab fit --data.help seqlab.data.SpeechDataModule"),
-        (MULTITASK.replace("seqlab.data.DnaDataModule", "seqlab.data.DnaDataModle"),
+        (with_task("fsdd2", "fsdd", batch_size="abc"), [],  # two tasks of one class: the one holding the value
+         "data.tasks.fsdd2.batch_size must be int; got abc. All options: python -m seqlab fit --data.help seqlab.data.SpeechDataModule"),
+        (MULTITASK.replace("seqlab.data.SpeechDataModule", "SpeechDataModule").replace("normalize: true", "normalise: true"), [],
+         "data.tasks.fsdd.normalise is not an option of seqlab.data.SpeechDataModule. Did you mean data.tasks.fsdd.normalize? "
+         "All options: python -m seqlab fit --data.help seqlab.data.SpeechDataModule"),  # a class_path by its class name alone
+        (MULTITASK.replace("    tasks:", "    task:"), [],  # a misspelt key whose value is a mapping
+         "data.task is not an option of seqlab.data.MultiTaskDataModule. Did you mean data.tasks or data.only_task? "
+         "All options: python -m seqlab fit --data.help seqlab.data.MultiTaskDataModule"),
+        (MULTITASK.replace("seqlab.data.DnaDataModule", "seqlab.data.DnaDataModle"), [],
          "data.tasks.splice.class_path seqlab.data.DnaDataModle names no class (module 'seqlab.data' has no attribute 'DnaDataModle'). "
          "Did you mean seqlab.data.DnaDataModule?"),
-        (JAPANESE_VOWELS.replace("weight_decay: 0.01", "weight_decay: 0.01\n      betaz: [0.9, 0.99]"),
-         "model.optimizer.betaz is not an option of torch.optim.AdamW. Did you mean model.optimizer.betas? "
-         "All options: python -m seqlab fit --model.optimizer.help torch.optim.AdamW"),
-        (JAPANESE_VOWELS.replace("class_path: torch.optim.AdamW", "class_path: torch.optimz.AdamW"),
+        (MULTITASK.replace("        class_path: seqlab.data.SpeechDataModule\n", ""), [],
+         "data.tasks.fsdd has no class_path: name the task's data module (e.g. class_path: seqlab.data.SpeechDataModule) and put its "
+         "options under init_args."),
+        (MULTITASK, ["--data.tasks.imdbb.batch_size=3"],
+         "data.tasks.imdbb is not a task of this config; its tasks: imdb, fsdd, splice, hapt. Check the name."),
+        (moved_beside(MULTITASK, "class_path: seqlab.data.SpeechDataModule"), [],
+         "data.tasks.fsdd: source, normalize, test_size, val_size, batch_size stand beside class_path seqlab.data.SpeechDataModule"
+         + BESIDE.format(c="seqlab.data.SpeechDataModule", o="source, normalize, test_size, val_size, batch_size")),
+        (JAPANESE_VOWELS.replace("  class_path: seqlab.data.SpeechDataModule\n", "  class_path: seqlab.data.SpeechDataModule\n  deltas: 2\n"), [],
+         "data: deltas stands beside class_path seqlab.data.SpeechDataModule" + BESIDE.format(c="seqlab.data.SpeechDataModule", o="deltas")),
+        (moved_beside(JAPANESE_VOWELS, "class_path: torch.optim.AdamW"), [],
+         "model.optimizer: lr, weight_decay stand beside class_path torch.optim.AdamW" + BESIDE.format(c="torch.optim.AdamW", o="lr, weight_decay")),
+        (JAPANESE_VOWELS.replace("weight_decay: 0.01", "weight_decay: 0.01\n      betaz: [0.9, 0.99]"), [],
+         f"model.optimizer.betaz is not an option of torch.optim.AdamW. Did you mean model.optimizer.betas? {ADAMW}"),
+        (JAPANESE_VOWELS.replace("weight_decay: 0.01", "weight_decay: lots"), [],
+         f"model.optimizer.weight_decay must be float; got lots. {ADAMW}"),
+        (JAPANESE_VOWELS, ["--model.optimizer.lr=abc"], f"model.optimizer.lr must be float or torch.Tensor; got abc. {ADAMW}"),
+        (JAPANESE_VOWELS.replace("class_path: torch.optim.AdamW", "class_path: torch.optimz.AdamW"), [],
          "model.optimizer.class_path torch.optimz.AdamW names no class (module 'torch' has no attribute 'optimz'). "
          "Did you mean torch.optim.AdamW?"),
-        (JAPANESE_VOWELS.replace("seqlab.callbacks.ProgressBar", "seqlab.callbacks.ProgresBar"),
+        (JAPANESE_VOWELS.replace("class_path: torch.optim.AdamW", "class_path: Adamw"), [],
+         "model.optimizer.class_path Adamw names no class (no class of that name is known). Did you mean torch.optim.AdamW?"),
+        (JAPANESE_VOWELS, ["--model.optimizer=torch.optim.adamw"],
+         "model.optimizer.class_path torch.optim.adamw names no class (module 'torch.optim' has no attribute 'adamw'). "
+         "Did you mean torch.optim.AdamW?"),
+        (JAPANESE_VOWELS.replace("class_path: torch.optim.AdamW", "class_path: tests.helpers.make_sgd").replace("lr:", "lrr:"), [],
+         "model.optimizer.lrr is not an option of tests.helpers.make_sgd. Did you mean model.optimizer.lr? "
+         "All options: python -m seqlab fit --model.optimizer.help tests.helpers.make_sgd"),  # an optimizer factory function
+        (JAPANESE_VOWELS.replace("seqlab.callbacks.ProgressBar", "seqlab.callbacks.ProgresBar"), [],
          "trainer.callbacks.class_path seqlab.callbacks.ProgresBar names no class "
          "(module 'seqlab.callbacks' has no attribute 'ProgresBar'). Did you mean seqlab.callbacks.ProgressBar?"),
-        (JAPANESE_VOWELS.replace("  class_path: seqlab.data.SpeechDataModule\n", "  class_path: seqlab.data.SpeechDataModule\n  deltas: 2\n"),
-         "data: deltas stands beside class_path seqlab.data.SpeechDataModule; a class's options go under its init_args "
-         "(class_path: seqlab.data.SpeechDataModule, then init_args: with deltas indented below it)."),
-        ("", None),
-        ("# nothing but a comment\n", None),
-        ("- model\n", None),
+        (JAPANESE_VOWELS.replace("log_model: true", "log_model: sometimes"), [],
+         "trainer.logger.log_model must be one of 'all' or bool; got sometimes. "
+         "All options: python -m seqlab fit --trainer.logger.help seqlab.loggers.WandbLogger"),
+        ("", [], None),
+        ("# nothing but a comment\n", [], None),
+        ("- model\n", [], None),
     ],
-    ids=["task-option", "task-type", "task-class", "optimizer-option", "optimizer-module", "callback-class", "beside", "empty",
+    ids=["task-option", "task-type", "task-type-2nd", "task-short-class", "task-mapping-key", "task-class", "task-no-class",
+         "task-name", "task-beside", "beside", "optimizer-beside", "optimizer-option", "optimizer-type", "optimizer-union",
+         "optimizer-module", "optimizer-short", "optimizer-case", "optimizer-function", "callback-class", "logger-literal", "empty",
          "comment", "list"],
 )  # fmt: skip
-def test_a_mistake_inside_a_nested_class_or_an_empty_config_is_one_line(config, says, tmp_path, capsys):
+def test_a_mistake_inside_a_nested_class_or_an_empty_config_is_one_line(config, args, says, tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))  # tests.helpers.make_sgd
     path = tmp_path / "mine.yaml"
     path.write_text(config)
-    assert config != MULTITASK and config != JAPANESE_VOWELS  # the mistake was made
+    assert args or (config != MULTITASK and config != JAPANESE_VOWELS)  # the mistake was made
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", str(path)])
+        main(["fit", "--config", str(path), *args, "--trainer.fast_dev_run=true"])  # (each stops before any data is read)
     assert exit_info.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     if says is None:
@@ -555,3 +622,15 @@ def test_a_tasks_refused_setting_in_a_multi_task_config_names_the_task(tmp_path,
     with pytest.raises(SystemExit):  # a config of one task has no task to name
         main(["fit", "--config", str(ROOT / "configs" / "splice.yaml"), "--data.k=0"])
     assert capsys.readouterr().err.strip().splitlines()[-1] == "seqlab: error: data.k and data.stride must be at least 1 (got k=0, stride=1)."
+    path.write_text(with_task("hapt2", "hapt", stack=5))  # two tasks of one class: the one whose settings were refused
+    for extra in ([], ["--data.tasks.hapt.init_args.batch_size=8"]):  # (an override of the other one is not the cause)
+        with pytest.raises(SystemExit):
+            main(["fit", "--config", str(path), *extra])
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            "seqlab: error: data.tasks.hapt2: data.stack must be a positive divisor of data.window (got stack=5, window=128)."
+        )
+    with pytest.raises(SystemExit):  # refused in setup, not as it was built
+        main(
+            ["fit", "--config", str(ROOT / "configs" / "multitask.yaml"), "--data.tasks.fsdd.init_args.test_size=1.5", "--trainer.fast_dev_run=true"]
+        )
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("seqlab: error: data.tasks.fsdd: A split fraction")

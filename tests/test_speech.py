@@ -649,3 +649,15 @@ def test_fit_then_predict_wavs_with_the_checkpoints_statistics(tmp_path, monkeyp
     main(["predict", *args, f"--ckpt_path={best}", f"--data.predict_input={json.dumps(listed)}", f"--prediction_writer.output_path={out}"])
     assert [(r["file"], r["label"]) for r in map(json.loads, out.read_text().splitlines())] == [(listed[0], "high"), (listed[1], "low")]
     assert [r["label"] for r in seqlab.load(best).predict(listed)] == ["high", "low"]
+
+
+def test_the_settings_a_checkpoint_replaces_are_named_by_their_options():
+    from seqlab.data.audio import AudioFeatures
+
+    frames = {"labels": ["a", "b"], "frame_deltas": 1, "frame_delta_width": 2, "feature_dim": 24, "stats": {"mean": [0.0]}, "audio": None}
+    dm = SpeechDataModule(source="japanese_vowels", deltas=2, normalize=False)
+    assert dm.replaced_settings(frames) == {"deltas": (1, 2), "normalize": (True, False)}
+    assert SpeechDataModule(source="japanese_vowels", deltas=1).replaced_settings(frames) == {}  # the training config's settings
+    audio = {"labels": ["a", "b"], "feature_dim": 13, "stats": None, "audio": AudioFeatures().to_dict()}
+    dm = SpeechDataModule(source="wav_folder", path="clips", n_mels=20, feature="logmel", normalize=False)
+    assert dm.replaced_settings(audio) == {"n_mels": (40, 20), "feature": ("mfcc", "logmel")}

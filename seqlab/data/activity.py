@@ -430,6 +430,13 @@ class ActivityDataModule(SeqDataModule):
             "stack": self.stack,
         }
 
+    def replaced_settings(self, preprocessing: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        found = super().replaced_settings(preprocessing)  # window, mixed, stack
+        window, stride = preprocessing.get("window"), preprocessing.get("stride")
+        if window and stride != self.stride:  # the overlap lives on as the stride
+            found["overlap"] = (round(1 - stride / window, 4), round(1 - self.stride / self.window, 4) if self.window else None)
+        return found
+
     def build_splits(self) -> None:
         table = self._table or self._split_table()
         self.check_labels(table["labels"])

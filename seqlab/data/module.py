@@ -9,6 +9,7 @@ trained model can predict on new data.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -141,15 +142,21 @@ class SeqDataModule(L.LightningDataModule):
         settings of this config it replaces (e.g. ``k=3 (config: 4)``): the weights read inputs as
         they were trained to."""
         preprocessing = self.preprocessing_in(checkpoint, where)
-        plain = (int, float, str, bool, type(None))
-        replaced = [
-            f"{key}={value!r} (config: {getattr(self, key)!r})"
-            for key, value in preprocessing.items()
-            if isinstance(value, plain) and isinstance(getattr(self, key, ()), plain) and getattr(self, key) != value
-        ]
+        replaced = [f"{key}={stored!r} (config: {mine!r})" for key, (stored, mine) in self.replaced_settings(preprocessing).items()]
         if replaced and rank_zero_only.rank == 0:
             print(f"seqlab: task {self.task_name}: the checkpoint's data settings apply: {', '.join(replaced)}.", file=sys.stderr)
         return preprocessing
+
+    def replaced_settings(self, preprocessing: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """The settings of this config that a checkpoint's ``preprocessing`` replaces, as name ->
+        (checkpoint's, config's): here its entries named like an init argument of the family."""
+        params = inspect.signature(type(self).__init__).parameters
+        plain = (int, float, str, bool, type(None))
+        return {
+            key: (value, getattr(self, key))
+            for key, value in preprocessing.items()
+            if key in params and isinstance(value, plain) and isinstance(getattr(self, key, ()), plain) and getattr(self, key) != value
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -449,6 +449,18 @@ class SpeechDataModule(SeqDataModule):
         )
         self.preprocessing = p
 
+    def replaced_settings(self, preprocessing: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        found = super().replaced_settings(preprocessing)
+        p, mine = preprocessing, self.audio.to_dict()
+        if p.get("audio"):  # features computed from audio: the checkpoint's feature settings
+            names = {"kind": "feature", "win_length": "window (samples)", "hop_length": "hop (samples)"}
+            found.update({names.get(k, k): (v, mine.get(k)) for k, v in p["audio"].items() if mine.get(k) != v})
+        elif p.get("frame_deltas", 0) != self.audio.deltas:
+            found["deltas"] = (p.get("frame_deltas", 0), self.audio.deltas)
+        if (p.get("stats") is not None) != self.normalize:
+            found["normalize"] = (p.get("stats") is not None, self.normalize)
+        return found
+
     def to_tensor(self, array: np.ndarray, where: str) -> Tensor:
         """(T, F) frames -> standardised float32 tensor, checking F against the trained width."""
         p = self.preprocessing
