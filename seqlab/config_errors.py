@@ -206,12 +206,12 @@ def structure_error(message: str) -> str | None:
         )
     if key and key != "data":
         return None
-    configs = where_in_configs(lambda node: isinstance((node.get("init_args") or {}).get("tasks"), dict))
-    tasks: dict[str, list[dict]] = {}
-    for place, node in configs.items():
-        if place == "data":
-            for name, task in node["init_args"]["tasks"].items():
-                tasks.setdefault(str(name), []).append(task if isinstance(task, dict) else {})
+    tasks: dict[str, list[dict]] = {}  # each task's mappings, over all the configs
+    for config in user_configs():
+        data = config.get("data")
+        given = ((data.get("init_args") or {}).get("tasks") if isinstance(data, dict) else None) or {}
+        for name, task in given.items() if isinstance(given, dict) else ():
+            tasks.setdefault(str(name), []).append(task if isinstance(task, dict) else {})
     for name, nodes in tasks.items():  # a later config may give a task's init_args alone: its class_path is in an earlier one
         if not any("class_path" in n for n in nodes):
             return (
