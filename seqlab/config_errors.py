@@ -226,6 +226,11 @@ def structure_error(message: str) -> str | None:
 
 
 def no_class(key: str, bad: str, reason: str, close: str | None, message: str) -> str:
+    try:
+        importlib.import_module(bad)  # torch.optim.adamw: the module beside the class AdamW
+        reason = f"{bad} is a module, not a class"
+    except (ImportError, ValueError):
+        pass
     places = list(where_in_configs(lambda node: node.get("class_path") == bad)) or [given_place(message, key) or key]
     hint = f" Did you mean {close}?" if close else ""
     return f"{' and '.join(places)}.class_path {bad} names no class ({reason}).{hint}"

@@ -368,7 +368,7 @@ ADAMW = "All options: python -m seqlab fit --model.optimizer.help torch.optim.Ad
         (JAPANESE_VOWELS.replace("class_path: torch.optim.AdamW", "class_path: Adamw"), [],
          "model.optimizer.class_path Adamw names no class (no class of that name is known). Did you mean torch.optim.AdamW?"),
         (JAPANESE_VOWELS, ["--model.optimizer=torch.optim.adamw"],
-         "model.optimizer.class_path torch.optim.adamw names no class (module 'torch.optim' has no attribute 'adamw'). "
+         "model.optimizer.class_path torch.optim.adamw names no class (torch.optim.adamw is a module, not a class). "
          "Did you mean torch.optim.AdamW?"),
         (JAPANESE_VOWELS.replace("class_path: torch.optim.AdamW", "class_path: tests.helpers.make_sgd").replace("lr:", "lrr:"), [],
          "model.optimizer.lrr is not an option of tests.helpers.make_sgd. Did you mean model.optimizer.lr? "
