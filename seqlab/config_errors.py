@@ -238,8 +238,8 @@ def no_class(key: str, bad: str, reason: str, close: str | None, message: str) -
 
 def nested_config_error(message: str, prog: str) -> str | None:
     """One line for what jsonargparse reports deep inside a dump: in a class given by ``class_path``
-    below the top level (a task of a multi-task config, the optimizer), an unknown option or one of
-    the wrong type; a ``class_path`` that names no class. None for other messages."""
+    (data, the logger, a task of a multi-task config, the optimizer), an option of the wrong type, or
+    below the top level an unknown option; a ``class_path`` that names no class. None for other messages."""
     top = re.match(r'Parser key "([\w.]+)":', message)
     if not top:
         return None
@@ -293,17 +293,9 @@ def plain_option_error(message: str, prog: str = "python -m seqlab fit") -> str:
     shape = structure_error(message)
     if shape:
         return shape
-    # an option of the outermost class (data, trainer.logger, trainer.callbacks); nested ones: nested_config_error
+    # an unknown option of the outermost class (data, trainer.logger, trainer.callbacks); values of the wrong type in any
+    # class given by class_path, and unknown options of nested ones: nested_config_error
     in_class = r"Parser key \"(\w+(?:\.\w+)?)\":(?:(?!Parser key).)*?class_path '([\w.]+)':\s*"  # data's (trainer.logger's) key, its class_path
-    wrong_value = re.match(in_class + r"Parser key \"(\w+)\":\s*Expected an? (.+?)\. Got value: ([^\n]*)", message, re.S)
-    wrong_union = re.match(  # an optional option (int | None ...)
-        in_class + r"Parser key \"(\w+)\":\s*Does not validate against any of the Union subtypes\s*Subtypes: \[([^\n]*)\].*?Given value: ([^\n]*)",
-        message,
-        re.S,
-    )
-    if wrong_value or wrong_union:
-        key, class_path, option, expected, got = (wrong_value or wrong_union).groups()
-        return f"{key}.{option} must be {expected_types(expected, bool(wrong_union))}; got {got}. All options: {prog} --{key}.help {class_path}"
     top_value = re.fullmatch(r"Parser key \"((?:model|trainer)\.\w+)\":\s*Expected an? (.+?)\. Got value: ([^\n]*)\s*", message, re.S)
     top_union = re.fullmatch(
         r"Parser key \"((?:model|trainer)\.\w+)\":\s*Does not validate against any of the Union subtypes\s*Subtypes: \[([^\n]*)\].*?"
