@@ -84,6 +84,8 @@ class SeqModel(L.LightningModule):
         float32_lstm: Keep the recurrence in float32 under mixed precision.
         conv_kernel: Odd kernel width of residual convolutions over time before the LSTM (0: none).
         conv_layers: Number of those convolutions.
+        fcn_width: Width W of a convolutional branch beside the LSTM, as in LSTM-FCN: convolutions of widths W, 2W, W
+            (kernels 8, 5, 3) with batch normalisation over real steps, averaged over time and set beside the pooled LSTM output (0: none).
         loss_weights: Task name -> weight of its loss in multi-task training (default 1 each).
         label_smoothing: Label smoothing of the training loss (validation and test losses stay plain).
         backbone_from: Checkpoint whose encoder (and input layers and heads of tasks with the same spec) to start from.
@@ -113,6 +115,7 @@ class SeqModel(L.LightningModule):
         float32_lstm: bool = False,
         conv_kernel: int = 0,
         conv_layers: int = 1,
+        fcn_width: int = 0,
         loss_weights: dict[str, float] | None = None,
         label_smoothing: float = 0.0,
         backbone_from: str | None = None,
@@ -166,7 +169,7 @@ class SeqModel(L.LightningModule):
             encoder = LSTMEncoder(
                 embed_dim, hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
                 input_dropout=input_dropout, pooling=pooling, impl=impl, chunk_size=chunk_size, chunk_batch=chunk_batch,
-                float32_lstm=float32_lstm, conv_kernel=conv_kernel, conv_layers=conv_layers,
+                float32_lstm=float32_lstm, conv_kernel=conv_kernel, conv_layers=conv_layers, fcn_width=fcn_width,
             )  # fmt: skip
             heads = nn.ModuleDict({name: make_head(s.task_type, encoder.output_size, s.num_classes, head_dropout) for name, s in self.specs.items()})
             return nn.ModuleDict({"inputs": inputs, "encoder": encoder, "heads": heads})

@@ -10,6 +10,7 @@ import torch
 
 from seqlab.errors import SeqlabError
 from seqlab.nn import LSTMEncoder, ReferenceLSTM, SequenceClassificationHead
+from seqlab.nn.encoder import MaskedBatchNorm
 
 POOLINGS = ["last", "mean", "max", "mean_max", "attention"]
 
@@ -37,9 +38,9 @@ def test_padding_does_not_change_the_result(pooling, bidirectional):
 
 
 @pytest.mark.parametrize("pooling", POOLINGS)
-@pytest.mark.parametrize("conv_kernel", [0, 3])
-def test_nan_in_the_padding_reaches_no_output_and_no_gradient(pooling, conv_kernel):
-    enc = encoder(pooling, True, feature_dim=3, conv_kernel=conv_kernel).train()
+@pytest.mark.parametrize("conv_kernel,fcn_width", [(0, 0), (3, 0), (0, 4)])
+def test_nan_in_the_padding_reaches_no_output_and_no_gradient(pooling, conv_kernel, fcn_width):
+    enc = encoder(pooling, True, feature_dim=3, conv_kernel=conv_kernel, fcn_width=fcn_width).train()
     x = torch.randn(2, 5, 3, dtype=torch.float64)
     lengths = torch.tensor([5, 3])
     clean = enc(x, lengths)
@@ -103,6 +104,61 @@ def test_conv_kernel_must_be_odd():
         LSTMEncoder(4, 4, conv_kernel=3, conv_layers=0)
 
 
+def test_masked_batch_norm_is_batch_norm_over_the_real_steps():
+    torch.manual_seed(0)
+    ours, torchs = MaskedBatchNorm(4).double(), torch.nn.BatchNorm1d(4).double()
+    with torch.no_grad():
+        ours.weight.uniform_(0.5, 2), ours.bias.uniform_(-1, 1)
+        torchs.weight.copy_(ours.weight), torchs.bias.copy_(ours.bias)
+    x = torch.randn(3, 4, 6, dtype=torch.float64) * 3 + 2  # (B, C, T)
+    lengths = torch.tensor([6, 2, 4])
+    mask = (torch.arange(6) < lengths.unsqueeze(1)).unsqueeze(1).double()  # (B, 1, T)
+    x_padded = torch.where(mask.bool(), x, 100.0)  # padding far off: it would move any statistic it entered
+    real = torch.cat([x[b, :, :n] for b, n in enumerate(lengths)], dim=1).unsqueeze(0)  # (1, C, 12): real steps only
+    for _ in range(2):  # training: the batch's statistics and the running averages, as BatchNorm1d on the real steps
+        out, expected = ours(x_padded, mask), torchs(real)
+        got = torch.cat([out[b, :, :n] for b, n in enumerate(lengths)], dim=1).unsqueeze(0)
+        torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(ours.running_mean, torchs.running_mean)
+    torch.testing.assert_close(ours.running_var, torchs.running_var)
+    ours.eval(), torchs.eval()
+    torch.testing.assert_close(ours(x, torch.ones(3, 1, 6, dtype=torch.float64)), torchs(x))  # evaluation: the running averages
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # torch's own "same" padding, the reference here
+@pytest.mark.parametrize("train", [False, True])
+def test_fcn_branch_sees_real_steps_only_and_sits_beside_the_lstm(train):
+    enc = encoder("max", True, feature_dim=3, fcn_width=4).train(train)
+    assert enc.output_size == 2 * 5 + 4
+    torch.manual_seed(1)
+    seqs = [torch.randn(n, 3, dtype=torch.float64) for n in (9, 2, 5, 1)]
+    batch, lengths = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True), torch.tensor([len(s) for s in seqs])
+    longer = torch.cat([batch, torch.full((4, 3, 3), 50.0, dtype=torch.float64)], dim=1)  # more padding, of garbage
+    batch[1, 2:] = 7.0
+    torch.testing.assert_close(enc(batch, lengths), enc(longer, lengths), rtol=1e-10, atol=1e-10)  # batch statistics too
+    enc.eval()
+    together = enc(batch, lengths)
+    for i, s in enumerate(seqs):
+        torch.testing.assert_close(together[i : i + 1], enc(s.unsqueeze(0), torch.tensor([len(s)])), rtol=1e-10, atol=1e-10)
+    # and it is the FCN: conv (kernels 8, 5, 3, "same" length) -> batch norm -> ReLU, then the mean over time
+    h = enc.input(seqs[0]).T.unsqueeze(0)  # (1, E, T)
+    for conv, norm in zip(enc.fcn.convs, enc.fcn.norms):
+        h = torch.nn.functional.conv1d(h, conv.weight, conv.bias, padding="same")
+        h = torch.relu(torch.nn.functional.batch_norm(h, norm.running_mean, norm.running_var, norm.weight, norm.bias, eps=norm.eps))
+    torch.testing.assert_close(together[0, 10:], h.mean(2)[0])
+    torch.testing.assert_close(together[:, :10], LSTMEncoder.forward(enc, batch, lengths)[:, :10])
+    out = enc.train()(batch, lengths)
+    out[:, 10:].sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.fcn.parameters())
+
+
+def test_fcn_width_settings_are_checked():
+    with pytest.raises(ValueError, match="fcn_width must be at least 1"):
+        LSTMEncoder(4, 4, fcn_width=-1)
+    with pytest.raises(ValueError, match="does not work with chunk_size"):
+        LSTMEncoder(4, 4, pooling="max", fcn_width=8, chunk_size=16)
+
+
 def test_last_pooling_equals_packed_final_states():
     enc = encoder("last", True, num_layers=2, feature_dim=3)
     ref = torch.nn.LSTM(6, 5, 2, batch_first=True, bidirectional=True).double()
@@ -119,10 +175,10 @@ def test_last_pooling_equals_packed_final_states():
     torch.testing.assert_close(enc(x, lengths), expected, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("pooling,conv_kernel", [(p, 0) for p in POOLINGS] + [("max", 3)])
-def test_fast_and_reference_paths_agree(pooling, conv_kernel):
-    fast = encoder(pooling, True, num_layers=2, vocab_size=20, conv_kernel=conv_kernel)
-    ref = encoder(pooling, True, num_layers=2, vocab_size=20, impl="reference", conv_kernel=conv_kernel)
+@pytest.mark.parametrize("pooling,conv_kernel,fcn_width", [(p, 0, 0) for p in POOLINGS] + [("max", 3, 0), ("mean", 0, 4)])
+def test_fast_and_reference_paths_agree(pooling, conv_kernel, fcn_width):
+    fast = encoder(pooling, True, num_layers=2, vocab_size=20, conv_kernel=conv_kernel, fcn_width=fcn_width)
+    ref = encoder(pooling, True, num_layers=2, vocab_size=20, impl="reference", conv_kernel=conv_kernel, fcn_width=fcn_width)
     ref.load_state_dict(fast.state_dict())
     x = torch.randint(1, 20, (3, 8))
     lengths = torch.tensor([8, 5, 2])

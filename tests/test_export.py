@@ -48,6 +48,7 @@ def padded(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         (FEATURES, {"pooling": "mean", "bidirectional": False}),
         (FEATURES, {"pooling": "mean", "conv_kernel": 5, "conv_layers": 2}),
         (FEATURES, {"pooling": "max", "members": 3}),
+        (FEATURES, {"pooling": "max", "fcn_width": 4}),
     ],
     ids=[
         "tokens-2layer-max",
@@ -56,6 +57,7 @@ def padded(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         "features-mean-unidirectional",
         "features-conv",
         "features-ensemble",
+        "features-fcn",
     ],
 )
 def test_export_matches_pytorch_for_other_batch_sizes_and_lengths(tmp_path, fmt, specs, kwargs):

@@ -77,6 +77,63 @@ def batch_dims(x: Tensor, outputs: bool = False) -> tuple[int, int]:
     return x.shape[0], x.shape[1]
 
 
+class MaskedBatchNorm(nn.Module):
+    """Batch normalisation of (B, C, T) activations whose statistics come from real steps only:
+    padding past a sequence's end takes no part, so a sequence's output does not depend on how
+    far its batch is padded. Training normalises with the batch's statistics and keeps running
+    averages (momentum 0.1, as ``nn.BatchNorm1d``); evaluation uses those. Statistics are per
+    process (not synchronised under DDP). Not a ``_BatchNorm`` subclass, so Lightning's
+    ``sync_batchnorm`` leaves it alone instead of swapping in a layer that cannot take a mask."""
+
+    def __init__(self, channels: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """x (B, C, T), mask (B, 1, T) of 1.0 on real steps and 0.0 on padding -> (B, C, T)."""
+        h = x.float()  # statistics in float32 under mixed precision too
+        if self.training:
+            n = mask.sum()
+            mean = (h * mask).sum((0, 2)) / n  # (C,)
+            var = ((h - mean[:, None]) ** 2 * mask).sum((0, 2)) / n  # biased, as BatchNorm normalises
+            with torch.no_grad():
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(var * n / (n - 1).clamp(min=1), self.momentum)  # unbiased, as BatchNorm keeps
+        else:
+            mean, var = self.running_mean, self.running_var
+        scale = self.weight * torch.rsqrt(var + self.eps)  # (C,)
+        return ((h - mean[:, None]) * scale[:, None] + self.bias[:, None]).to(x.dtype)
+
+
+class FCNBranch(nn.Module):
+    """The fully convolutional network of Wang et al. (2017), as the parallel branch of LSTM-FCN
+    (Karim et al., 2018): three convolutions over time of kernels 8, 5 and 3 and widths W, 2W
+    and W, each followed by batch normalisation (``MaskedBatchNorm``) and ReLU, then the mean over
+    each sequence's real steps. (B, T, I) inputs -> (B, W). Padded steps are zeroed before every
+    convolution, so each sequence sees zeros past its end whatever its batch's padding."""
+
+    KERNELS = (8, 5, 3)
+
+    def __init__(self, input_size: int, width: int) -> None:
+        super().__init__()
+        widths = [input_size, width, 2 * width, width]
+        self.convs = nn.ModuleList(nn.Conv1d(a, b, k) for a, b, k in zip(widths, widths[1:], self.KERNELS))
+        self.norms = nn.ModuleList(MaskedBatchNorm(b) for b in widths[1:])
+
+    def forward(self, h: Tensor, lengths: Tensor) -> Tensor:
+        mask = lengths_mask(lengths.to(h.device), h.size(1)).unsqueeze(1).to(h.dtype)  # (B, 1, T)
+        h = h.transpose(1, 2)  # (B, I, T)
+        for conv, norm in zip(self.convs, self.norms):
+            k = conv.kernel_size[0]  # "same" length: (k - 1) // 2 zeros before, k // 2 after
+            h = nn.functional.relu(norm(conv(nn.functional.pad(h * mask, ((k - 1) // 2, k // 2))), mask))
+        wide = torch.promote_types(h.dtype, torch.float32)
+        return ((h * mask).sum(2, dtype=wide) / lengths.unsqueeze(1).to(wide)).to(h.dtype)  # (B, W)
+
+
 class LSTMEncoder(nn.Module):
     """Embeds or projects a padded batch, runs a (bi)LSTM stack and pools it to (B, output_size).
 
@@ -88,7 +145,9 @@ class LSTMEncoder(nn.Module):
     but BasicMotions (``"mean"``) uses.
 
     ``output_size`` is the pooled width: the per-step width (``step_size``: hidden_size, twice that
-    bidirectional), doubled by ``pooling="mean_max"`` (the mean and the max side by side).
+    bidirectional), doubled by ``pooling="mean_max"`` (the mean and the max side by side), plus
+    ``fcn_width`` with the parallel convolutional branch (``FCNBranch``, as in LSTM-FCN), which
+    reads the input layer's output beside the LSTM and is set beside its pooled vector.
 
     ``impl="fast"`` uses ``nn.LSTM`` kernels, ``impl="reference"`` the step-by-step cell of
     ``seqlab.nn.lstm`` with the same weights; both give the same numbers.
@@ -112,12 +171,17 @@ class LSTMEncoder(nn.Module):
         float32_lstm: bool = False,
         conv_kernel: int = 0,
         conv_layers: int = 1,
+        fcn_width: int = 0,
     ) -> None:
         super().__init__()
         if conv_kernel and (conv_kernel < 0 or conv_kernel % 2 == 0):
             raise SeqlabError(f"conv_kernel must be an odd number of steps (3, 5, 7, ...) or 0 for none, not {conv_kernel}.")
         if conv_kernel and conv_layers < 1:
             raise SeqlabError(f"conv_layers must be at least 1 with a conv_kernel, not {conv_layers}.")
+        if fcn_width < 0:
+            raise SeqlabError(f"fcn_width must be at least 1 for the convolutional branch (128: the FCN of LSTM-FCN) or 0 for none, not {fcn_width}.")
+        if fcn_width and chunk_size is not None:
+            raise SeqlabError("The convolutional branch (fcn_width) reads whole sequences; it does not work with chunk_size. Set one of them only.")
         if pooling not in POOLINGS:
             raise SeqlabError(f"Unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}.")
         if chunk_size is not None and pooling not in ("max", "mean"):
@@ -137,7 +201,7 @@ class LSTMEncoder(nn.Module):
         self.chunk_batch = chunk_batch
         self.float32_lstm = float32_lstm
         self.step_size = hidden_size * (2 if bidirectional else 1)  # width of each step's output
-        self.output_size = self.step_size * (2 if pooling == "mean_max" else 1)  # width of the pooled vector
+        self.output_size = self.step_size * (2 if pooling == "mean_max" else 1) + fcn_width  # width of the pooled vector
         self.input = make_input_layer(input_size, vocab_size, feature_dim, padding_idx)
         # Optional local front end: residual 1-D convolutions over time before the recurrence.
         self.convs = nn.ModuleList(
@@ -150,6 +214,7 @@ class LSTMEncoder(nn.Module):
         self.forward_layers = nn.ModuleList(nn.LSTM(n, hidden_size, batch_first=True) for n in sizes)
         self.reverse_layers = nn.ModuleList(nn.LSTM(n, hidden_size, batch_first=True) for n in sizes) if bidirectional else None
         self.attention = nn.Linear(self.step_size, 1) if pooling == "attention" else None
+        self.fcn = FCNBranch(input_size, fcn_width) if fcn_width else None
 
     def _run(self, lstm: nn.LSTM, x: Tensor, lengths: Tensor) -> Tensor:
         device = x.device.type
@@ -186,6 +251,10 @@ class LSTMEncoder(nn.Module):
     def _encode(self, x: Tensor, lengths: Tensor, input_layer: nn.Module | None, start: Tensor | None = None) -> Tensor:
         """``encode`` with lengths already checked (check_lengths); ``start`` (B,) places chunks
         for an input layer with learned positions."""
+        return self._recur(self._embed(x, lengths, input_layer, start), lengths)
+
+    def _embed(self, x: Tensor, lengths: Tensor, input_layer: nn.Module | None, start: Tensor | None = None) -> Tensor:
+        """The input layer's (B, T, I) output, what the LSTM (and the convolutional branch) read."""
         B, T = x.shape[:2]
         if x.is_floating_point():  # zeros past each end: a NaN in the padding reaches no output or gradient
             x = torch.where(lengths_mask(lengths, T).view(B, T, *[1] * (x.dim() - 2)), x, 0.0)
@@ -193,7 +262,10 @@ class LSTMEncoder(nn.Module):
         if start is None and isinstance(first, WithPositions) and T > first.positions.num_embeddings:  # padded past the table
             first.check(int(lengths.max()))  # the real steps must fit; padding past them takes the last position (masked)
             start = torch.zeros(B, dtype=torch.long, device=x.device)
-        h = first(x) if start is None else first(x, start)  # (B, T, I)
+        return first(x) if start is None else first(x, start)  # (B, T, I)
+
+    def _recur(self, h: Tensor, lengths: Tensor) -> Tensor:
+        """The front end and the (bi)LSTM stack: (B, T, I) -> (B, T, step_size)."""
         h = self.input_dropout(self.front(h, lengths))
         for layer in range(self.num_layers):
             if layer > 0:
@@ -206,7 +278,7 @@ class LSTMEncoder(nn.Module):
         return h
 
     def pool(self, out: Tensor, lengths: Tensor | None) -> Tensor:
-        """(B, T, D) outputs -> (B, output_size), looking only at real steps."""
+        """(B, T, D) outputs -> (B, output_size - fcn_width): the LSTM's pooled vector, looking only at real steps."""
         return self._pool(out, check_lengths(lengths, *batch_dims(out, outputs=True), out.device))
 
     def _pool(self, out: Tensor, lengths: Tensor) -> Tensor:
@@ -239,8 +311,12 @@ class LSTMEncoder(nn.Module):
         batch_dims(x)
         if self.chunk_size is not None and x.size(1) > self.chunk_size and x.size(0):  # (an empty batch has no chunks)
             return self._chunked(x, lengths, input_layer)
-        lengths = check_lengths(lengths, *batch_dims(x), x.device)  # once for both steps
-        return self._pool(self._encode(x, lengths, input_layer), lengths)
+        lengths = check_lengths(lengths, *batch_dims(x), x.device)  # once for all steps
+        h = self._embed(x, lengths, input_layer)
+        pooled = self._pool(self._recur(h, lengths), lengths)
+        if self.fcn is None:
+            return pooled
+        return torch.cat([pooled, self.fcn(h, lengths).to(pooled.dtype)], dim=1)  # (B, output_size)
 
     def _chunked(self, x: Tensor, lengths: Tensor | None, input_layer: nn.Module | None) -> Tensor:
         """Long sequences in bounded memory. Every sequence is cut into chunks of ``chunk_size``
