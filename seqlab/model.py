@@ -86,6 +86,7 @@ class SeqModel(L.LightningModule):
         conv_layers: Number of those convolutions.
         fcn_width: Width W of a convolutional branch beside the LSTM, as in LSTM-FCN: convolutions of widths W, 2W, W
             (kernels 8, 5, 3) with batch normalisation over real steps, averaged over time and set beside the pooled LSTM output (0: none).
+        weight_drop: DropConnect rate of the LSTM's recurrent weights in training (AWD-LSTM): one mask per batch and direction.
         loss_weights: Task name -> weight of its loss in multi-task training (default 1 each).
         label_smoothing: Label smoothing of the training loss (validation and test losses stay plain).
         backbone_from: Checkpoint whose encoder (and input layers and heads of tasks with the same spec) to start from.
@@ -116,6 +117,7 @@ class SeqModel(L.LightningModule):
         conv_kernel: int = 0,
         conv_layers: int = 1,
         fcn_width: int = 0,
+        weight_drop: float = 0.0,
         loss_weights: dict[str, float] | None = None,
         label_smoothing: float = 0.0,
         backbone_from: str | None = None,
@@ -150,7 +152,11 @@ class SeqModel(L.LightningModule):
         small = {k: v for k, v in sizes.items() if v < 1}
         if small:
             raise out_of_range("model", small, "at least 1")
-        rates = {k: v for k, v in {"dropout": dropout, "input_dropout": input_dropout, "head_dropout": head_dropout}.items() if not 0 <= v < 1}
+        rates = {
+            k: v
+            for k, v in {"dropout": dropout, "input_dropout": input_dropout, "head_dropout": head_dropout, "weight_drop": weight_drop}.items()
+            if not 0 <= v < 1
+        }
         if rates:
             raise out_of_range("model", rates, "in [0, 1)")
         if members < 1:
@@ -170,6 +176,7 @@ class SeqModel(L.LightningModule):
                 embed_dim, hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
                 input_dropout=input_dropout, pooling=pooling, impl=impl, chunk_size=chunk_size, chunk_batch=chunk_batch,
                 float32_lstm=float32_lstm, conv_kernel=conv_kernel, conv_layers=conv_layers, fcn_width=fcn_width,
+                weight_drop=weight_drop,
             )  # fmt: skip
             heads = nn.ModuleDict({name: make_head(s.task_type, encoder.output_size, s.num_classes, head_dropout) for name, s in self.specs.items()})
             return nn.ModuleDict({"inputs": inputs, "encoder": encoder, "heads": heads})

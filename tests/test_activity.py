@@ -328,6 +328,28 @@ def test_hapt_archive_matches_its_documented_counts():
     assert np.allclose(hapt["signals"][:5, 0], recordings[0]["acc-x"][:5])
 
 
+def test_hapt_cache_is_read_again_only_under_the_same_parser_version(tmp_path, monkeypatch):
+    import seqlab.data.activity as activity
+
+    member = tmp_path / "hapt.pkl.gz"
+    member.write_bytes(gzip.compress(b"stands for the pickle"))
+    parsed = []
+
+    def parse(raw: bytes) -> dict:
+        parsed.append(raw)
+        columns = {c: np.arange(4.0) + len(parsed) for c in activity.HAPT_CHANNELS}  # the values say which parse made them
+        return {1: [{**columns, "label": np.array([1, 1, 2, 2])}]}
+
+    monkeypatch.setattr(activity, "fetch_member", lambda *args: member)
+    monkeypatch.setattr(activity, "read_hapt_pickle", parse)
+    first = load_hapt(str(tmp_path / "cache"))
+    again = load_hapt(str(tmp_path / "cache"))
+    assert len(parsed) == 1 and np.array_equal(again["signals"], first["signals"])  # from the cache
+    monkeypatch.setattr(activity, "HAPT_CACHE_VERSION", activity.HAPT_CACHE_VERSION + 1)  # the parser changed
+    newer = load_hapt(str(tmp_path / "cache"))
+    assert len(parsed) == 2 and newer["signals"][0, 0] == 2.0 and first["signals"][0, 0] == 1.0
+
+
 def test_hapt_default_split_is_the_uci_har_subject_split():
     dm = ActivityDataModule(source="hapt", val_subjects=[3, 19, 30])
     dm.setup("fit")

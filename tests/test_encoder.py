@@ -159,6 +159,29 @@ def test_fcn_width_settings_are_checked():
         LSTMEncoder(4, 4, pooling="max", fcn_width=8, chunk_size=16)
 
 
+def test_weight_drop_masks_the_recurrent_weights_in_training_only():
+    enc = encoder("last", False, num_layers=1, feature_dim=3, weight_drop=0.5).train()
+    lstm = enc.forward_layers[0]
+    x, lengths = torch.randn(2, 6, 3, dtype=torch.float64), torch.tensor([6, 6])
+    torch.manual_seed(3)
+    out = enc(x, lengths)
+    torch.manual_seed(3)  # the same draw by hand: dropout of W_hh (scaled by 1 / (1 - p)), the rest as it is
+    w_hh = torch.nn.functional.dropout(lstm.weight_hh_l0, 0.5)
+    assert (w_hh == 0).any() and (w_hh != 0).any()
+    by_hand = torch.nn.LSTM(6, 5, batch_first=True).double()
+    with torch.no_grad():
+        for name, p in lstm.named_parameters():
+            getattr(by_hand, name).copy_(w_hh if name == "weight_hh_l0" else p)
+    torch.testing.assert_close(out, by_hand(enc.input(x))[0][:, -1])
+    out.sum().backward()
+    assert lstm.weight_hh_l0.grad.abs().sum() > 0
+    assert ((lstm.weight_hh_l0.grad == 0) == (w_hh == 0)).all()  # a dropped weight gets no gradient
+    plain = encoder("last", False, num_layers=1, feature_dim=3)  # same seed, same weights, no weight drop
+    torch.testing.assert_close(enc.eval()(x, lengths), plain(x, lengths))  # evaluation uses every weight
+    with pytest.raises(ValueError, match=r"weight_drop .* must be in \[0, 1\)"):
+        LSTMEncoder(4, 4, weight_drop=1.0)
+
+
 def test_last_pooling_equals_packed_final_states():
     enc = encoder("last", True, num_layers=2, feature_dim=3)
     ref = torch.nn.LSTM(6, 5, 2, batch_first=True, bidirectional=True).double()
@@ -175,14 +198,19 @@ def test_last_pooling_equals_packed_final_states():
     torch.testing.assert_close(enc(x, lengths), expected, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("pooling,conv_kernel,fcn_width", [(p, 0, 0) for p in POOLINGS] + [("max", 3, 0), ("mean", 0, 4)])
-def test_fast_and_reference_paths_agree(pooling, conv_kernel, fcn_width):
-    fast = encoder(pooling, True, num_layers=2, vocab_size=20, conv_kernel=conv_kernel, fcn_width=fcn_width)
-    ref = encoder(pooling, True, num_layers=2, vocab_size=20, impl="reference", conv_kernel=conv_kernel, fcn_width=fcn_width)
+@pytest.mark.parametrize(
+    "pooling,extra", [(p, {}) for p in POOLINGS] + [("max", {"conv_kernel": 3}), ("mean", {"fcn_width": 4}), ("max", {"weight_drop": 0.3})]
+)
+def test_fast_and_reference_paths_agree(pooling, extra):
+    fast = encoder(pooling, True, num_layers=2, vocab_size=20, **extra).train("weight_drop" in extra)  # weight drop acts in training
+    ref = encoder(pooling, True, num_layers=2, vocab_size=20, impl="reference", **extra).train("weight_drop" in extra)
     ref.load_state_dict(fast.state_dict())
     x = torch.randint(1, 20, (3, 8))
     lengths = torch.tensor([8, 5, 2])
-    out_fast, out_ref = fast(x, lengths), ref(x, lengths)
+    torch.manual_seed(7)  # the same dropout masks for both
+    out_fast = fast(x, lengths)
+    torch.manual_seed(7)
+    out_ref = ref(x, lengths)
     torch.testing.assert_close(out_fast, out_ref, rtol=1e-10, atol=1e-10)
     out_fast.sum().backward()
     out_ref.sum().backward()

@@ -80,8 +80,16 @@ def test_reference_takes_one_unbatched_sequence_like_nn_lstm(bf):
         mine(torch.randn(2, 3, 4, 3, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"ReferenceLSTM\(input_size=3\) got inputs of 5 features"):
         mine(torch.randn(6, 5, dtype=torch.float64))
-    with pytest.raises(ValueError, match=r"must each have shape \(4, 1, 4\) \(layers \* directions, batch, hidden\); got \[\(2, 1, 4\)"):
+    with pytest.raises(ValueError, match=r"unbatched sequence, hx .* must each have shape \(4, 4\) \(layers \* directions, hidden\); got \[\(2, 4\)"):
         mine(x, (hx[0][:2], hx[1][:2]))
+    _, _, steps = mine(x, hx, return_gates=True)  # gates without a batch dimension, as the output: those of a batch of one
+    _, _, batched = mine(x.unsqueeze(0 if bf else 1), (hx[0].unsqueeze(1), hx[1].unsqueeze(1)), return_gates=True)
+    assert sorted(steps) == sorted(batched) and all(len(steps[k]) == 6 for k in steps)
+    for key in steps:
+        for (gates, c_t), (gates_b, c_b) in zip(steps[key], batched[key]):
+            assert c_t.shape == (4,) and all(g.shape == (4,) for g in gates)
+            torch.testing.assert_close(c_t, c_b[0])
+            torch.testing.assert_close(torch.stack(gates), torch.stack(gates_b)[:, 0])
     with pytest.raises(ValueError, match=r"lengths must hold one length per sequence, shape \(1,\); got shape \(2,\)"):
         mine(x, lengths=torch.tensor([6, 4]))  # one sequence takes one length
     torch.testing.assert_close(mine(x, lengths=torch.tensor(4))[0][:4], mine(x[:4])[0])  # (a 0-dim length is one too)

@@ -55,10 +55,13 @@ SOURCES = ("hapt", "basic_motions", "file")
 
 
 # -- the HAPT archive -----------------------------------------------------------------------------
+HAPT_CACHE_VERSION = 1  # part of the parsed cache's folder name: raise it when the parsing below changes, so old caches are not read
+
+
 def load_hapt(cache_dir: str | None = None, archive_path: str | None = None) -> dict[str, np.ndarray]:
     """HAPT as plain arrays: ``signals`` (N, 6) float32, ``labels`` (N,) int8 (-1, 1-12),
     ``subjects`` and ``lengths`` (one per recording). Parsed once, then read from an .npz cache."""
-    target = cache_root(cache_dir) / "activity" / f"hapt-{HAPT_ARCHIVE.sha256[:16]}"
+    target = cache_root(cache_dir) / "activity" / f"hapt-{HAPT_ARCHIVE.sha256[:16]}-v{HAPT_CACHE_VERSION}"
     if not (target / "hapt.npz").is_file():
         member = fetch_member(HAPT_ARCHIVE, cache_dir, archive_path)
         users = read_hapt_pickle(gzip.decompress(member.read_bytes()))

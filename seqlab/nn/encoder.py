@@ -10,6 +10,8 @@ Bad settings and inputs raise ``SeqlabError``, a ``ValueError``.
 
 from __future__ import annotations
 
+import warnings
+from types import SimpleNamespace
 from typing import Literal
 
 import torch
@@ -172,12 +174,15 @@ class LSTMEncoder(nn.Module):
         conv_kernel: int = 0,
         conv_layers: int = 1,
         fcn_width: int = 0,
+        weight_drop: float = 0.0,
     ) -> None:
         super().__init__()
         if conv_kernel and (conv_kernel < 0 or conv_kernel % 2 == 0):
             raise SeqlabError(f"conv_kernel must be an odd number of steps (3, 5, 7, ...) or 0 for none, not {conv_kernel}.")
         if conv_kernel and conv_layers < 1:
             raise SeqlabError(f"conv_layers must be at least 1 with a conv_kernel, not {conv_layers}.")
+        if not 0 <= weight_drop < 1:
+            raise SeqlabError(f"weight_drop is a dropout rate of the recurrent weights and must be in [0, 1); got {weight_drop}.")
         if fcn_width < 0:
             raise SeqlabError(f"fcn_width must be at least 1 for the convolutional branch (128: the FCN of LSTM-FCN) or 0 for none, not {fcn_width}.")
         if fcn_width and chunk_size is not None:
@@ -200,6 +205,7 @@ class LSTMEncoder(nn.Module):
         self.chunk_size = chunk_size
         self.chunk_batch = chunk_batch
         self.float32_lstm = float32_lstm
+        self.weight_drop = weight_drop
         self.step_size = hidden_size * (2 if bidirectional else 1)  # width of each step's output
         self.output_size = self.step_size * (2 if pooling == "mean_max" else 1) + fcn_width  # width of the pooled vector
         self.input = make_input_layer(input_size, vocab_size, feature_dim, padding_idx)
@@ -222,11 +228,19 @@ class LSTMEncoder(nn.Module):
         if autocast and self.float32_lstm:  # mixed precision around it, the recurrence itself in float32
             with torch.autocast(device, enabled=False):
                 return self._run(lstm, x.float(), lengths)
+        dropped = None  # DropConnect of the recurrent weights (AWD-LSTM): one mask per batch, training only
+        if self.training and self.weight_drop:
+            dropped = {"weight_hh_l0": nn.functional.dropout(lstm.weight_hh_l0, self.weight_drop)}
         if self.impl == "reference":
-            return run_reference_layer(lstm, "_l0", x, None, lengths)[0]
+            weights = lstm if dropped is None else SimpleNamespace(**{**dict(lstm.named_parameters()), **dropped}, hidden_size=lstm.hidden_size)
+            return run_reference_layer(weights, "_l0", x, None, lengths)[0]
         if autocast:  # under CPU autocast, oneDNN's LSTM takes its input in the autocast dtype only
             x = x.to(torch.get_autocast_dtype(device))
-        return lstm(x)[0]
+        if dropped is None:
+            return lstm(x)[0]
+        with warnings.catch_warnings():  # cuDNN: the dropped matrix is not in the module's flat weight buffer (a copy per batch)
+            warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous chunk")
+            return torch.func.functional_call(lstm, dropped, (x,))[0]
 
     def front(self, h: Tensor, lengths: Tensor) -> Tensor:
         """The convolutional front end on (B, T, I) inputs: ``h + gelu(conv(h))`` per layer. Padded

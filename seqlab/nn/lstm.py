@@ -192,12 +192,19 @@ class ReferenceLSTM(nn.Module):
         1 is reverse, in time order of the run).
         """
         if x.dim() == 2:  # one sequence, as nn.LSTM takes it: run it as a batch of one
+            want = (self.num_layers * (2 if self.bidirectional else 1), self.hidden_size)
+            if hx is not None and not all(tuple(t.shape) == want for t in hx):
+                got = [tuple(t.shape) for t in hx]
+                raise SeqlabError(f"For one unbatched sequence, hx (h_0, c_0) must each have shape {want} (layers * directions, hidden); got {got}.")
             hx = None if hx is None else (hx[0].unsqueeze(1), hx[1].unsqueeze(1))
             batch_dim = 0 if self.batch_first else 1
             lengths = None if lengths is None else torch.as_tensor(lengths).reshape(-1)  # one length; more: the named error
             out = self.forward(x.unsqueeze(batch_dim), hx, lengths, return_gates)
             output, (h, c) = out[0].squeeze(batch_dim), out[1]
-            return (output, (h.squeeze(1), c.squeeze(1)), *out[2:])
+            if not return_gates:
+                return output, (h.squeeze(1), c.squeeze(1))
+            gates = {key: [(Gates(*(g.squeeze(0) for g in step)), c_t.squeeze(0)) for step, c_t in steps] for key, steps in out[2].items()}
+            return output, (h.squeeze(1), c.squeeze(1)), gates  # each step's gates and cell (H,), as the output has no batch
         if x.dim() != 3:
             raise SeqlabError(f"ReferenceLSTM takes (B, T, I), (T, B, I) or (T, I) input, not shape {tuple(x.shape)}.")
         if not self.batch_first:
