@@ -16,6 +16,7 @@ from torchmetrics.classification import AUROC, Accuracy, F1Score
 
 from seqlab.errors import SeqlabError, out_of_range
 from seqlab.nn import LSTMEncoder, WithPositions, make_head, make_input_layer
+from seqlab.nn.encoder import MaskedBatchNorm
 from seqlab.spec import TaskSpec
 
 
@@ -85,8 +86,9 @@ class SeqModel(L.LightningModule):
         conv_kernel: Odd kernel width of residual convolutions over time before the LSTM (0: none).
         conv_layers: Number of those convolutions.
         fcn_width: Width W of a convolutional branch beside the LSTM, as in LSTM-FCN: convolutions of widths W, 2W, W
-            (kernels 8, 5, 3) with batch normalisation over real steps, averaged over time and set beside the pooled LSTM output (0: none).
-        weight_drop: DropConnect rate of the LSTM's recurrent weights in training (AWD-LSTM): one mask per batch and direction.
+            (kernels 8, 5, 3) with batch normalisation over real steps, averaged over time and set beside the pooled LSTM output
+            (0: none; one-task models only).
+        weight_drop: DropConnect rate of the LSTM's recurrent weights in training (AWD-LSTM): one mask per batch, layer and direction.
         loss_weights: Task name -> weight of its loss in multi-task training (default 1 each).
         label_smoothing: Label smoothing of the training loss (validation and test losses stay plain).
         backbone_from: Checkpoint whose encoder (and input layers and heads of tasks with the same spec) to start from.
@@ -161,6 +163,11 @@ class SeqModel(L.LightningModule):
             raise out_of_range("model", rates, "in [0, 1)")
         if members < 1:
             raise SeqlabError(f"model.members must be at least 1 (1: one model; 5: an ensemble of five); got {members}.")
+        if fcn_width and len(self.specs) > 1:
+            raise SeqlabError(
+                f"model.fcn_width works in a one-task model: its batch normalisation would blend the statistics of the tasks' "
+                f"different inputs ({', '.join(self.specs)}). Set model.fcn_width: 0, or train the tasks apart."
+            )
         if members > 1 and backbone_from:
             raise SeqlabError("model.backbone_from copies one backbone; it works with model.members: 1 only.")
         self.backbone_from = backbone_from
@@ -298,6 +305,15 @@ class SeqModel(L.LightningModule):
         for p in self.idle_parameters():
             p.grad = None  # AdamW skips a parameter without gradient: no decay, no momentum step
         self._step_tasks = set()
+
+    def on_train_epoch_start(self) -> None:
+        """A frozen encoder keeps its batch-norm statistics too (Lightning sets train mode once per fit, so set it both ways)."""
+        if self.freeze_backbone_epochs:
+            frozen = self.current_epoch < self.freeze_backbone_epochs
+            for _, encoder, _ in self.member_modules():
+                for module in encoder.modules():
+                    if isinstance(module, MaskedBatchNorm):
+                        module.train(not frozen)
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.backbone_from:

@@ -43,6 +43,18 @@ def fit_tiny(reviews_csv, *extra):
     return main(["fit", *tiny_text_args(reviews_csv, "--trainer.max_epochs=3", *extra)])
 
 
+def test_a_frozen_backbone_keeps_its_convolutional_branch_statistics(reviews_csv):
+    donor = fit_tiny(reviews_csv, "--model.fcn_width=4", "--trainer.max_epochs=1")
+    ckpt = donor.trainer.checkpoint_callback.best_model_path
+    before = {k: v.clone() for k, v in donor.model.encoder.state_dict().items()}
+    assert any(k.startswith("fcn.norms.") and k.endswith("running_var") for k in before)
+    args = ["--model.fcn_width=4", f"--model.backbone_from={ckpt}", "--model.freeze_backbone_epochs=1"]
+    frozen = fit_tiny(reviews_csv, *args, "--trainer.max_epochs=1").model.encoder.state_dict()
+    assert all(torch.equal(frozen[k], before[k]) for k in before)  # weights and batch-norm statistics alike
+    thawed = fit_tiny(reviews_csv, *args, "--trainer.max_epochs=2").model.encoder  # the second epoch trains it, statistics too
+    assert not torch.equal(thawed.fcn.norms[0].running_var, before["fcn.norms.0.running_var"])
+
+
 def test_fit_learns_and_checkpoint_round_trip_gives_identical_predictions(reviews_csv, tmp_path):
     cli = fit_tiny(reviews_csv, "--model.optimizer.init_args.lr=0.02", "--trainer.max_epochs=8", "--model.input_dropout=0.1")
     metrics = cli.trainer.callback_metrics

@@ -115,14 +115,33 @@ def test_masked_batch_norm_is_batch_norm_over_the_real_steps():
     mask = (torch.arange(6) < lengths.unsqueeze(1)).unsqueeze(1).double()  # (B, 1, T)
     x_padded = torch.where(mask.bool(), x, 100.0)  # padding far off: it would move any statistic it entered
     real = torch.cat([x[b, :, :n] for b, n in enumerate(lengths)], dim=1).unsqueeze(0)  # (1, C, 12): real steps only
+    tight = {"rtol": 1e-12, "atol": 1e-12}  # float64 is kept, not rounded to float32
     for _ in range(2):  # training: the batch's statistics and the running averages, as BatchNorm1d on the real steps
         out, expected = ours(x_padded, mask), torchs(real)
         got = torch.cat([out[b, :, :n] for b, n in enumerate(lengths)], dim=1).unsqueeze(0)
-        torch.testing.assert_close(got, expected)
-    torch.testing.assert_close(ours.running_mean, torchs.running_mean)
-    torch.testing.assert_close(ours.running_var, torchs.running_var)
+        torch.testing.assert_close(got, expected, **tight)
+    torch.testing.assert_close(ours.running_mean, torchs.running_mean, **tight)
+    torch.testing.assert_close(ours.running_var, torchs.running_var, **tight)
     ours.eval(), torchs.eval()
-    torch.testing.assert_close(ours(x, torch.ones(3, 1, 6, dtype=torch.float64)), torchs(x))  # evaluation: the running averages
+    torch.testing.assert_close(ours(x, torch.ones(3, 1, 6, dtype=torch.float64)), torchs(x), **tight)  # evaluation: the running averages
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_masked_batch_norm_counts_and_sums_wide_in_half_precision(dtype):
+    """72 x 1000 real steps: a float16 count would overflow (65,504) and a bfloat16 one round."""
+    torch.manual_seed(0)
+    x = torch.randn(72, 2, 1001) * 0.1 + 5.0
+    mask = torch.ones(72, 1, 1001)
+    wide = MaskedBatchNorm(2)
+    expected = wide(x, mask)
+    half = MaskedBatchNorm(2)
+    out = half(x.to(dtype), mask.to(dtype))  # activations and mask as autocast gives them
+    assert out.dtype == dtype and torch.isfinite(half.running_var).all()
+    torch.testing.assert_close(half.running_mean, wide.running_mean, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(out.float().mean((0, 2)), expected.mean((0, 2)), rtol=0, atol=0.02)
+    weights = MaskedBatchNorm(2).to(dtype)  # the module itself in half precision (precision="bf16-true")
+    assert weights(x.to(dtype), mask.to(dtype)).dtype == dtype and weights.running_mean.dtype == dtype
+    assert torch.isfinite(weights.eval()(x.to(dtype), mask.to(dtype))).all()
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # torch's own "same" padding, the reference here
@@ -140,7 +159,8 @@ def test_fcn_branch_sees_real_steps_only_and_sits_beside_the_lstm(train):
     together = enc(batch, lengths)
     for i, s in enumerate(seqs):
         torch.testing.assert_close(together[i : i + 1], enc(s.unsqueeze(0), torch.tensor([len(s)])), rtol=1e-10, atol=1e-10)
-    # and it is the FCN: conv (kernels 8, 5, 3, "same" length) -> batch norm -> ReLU, then the mean over time
+    # and it is the FCN: conv (kernels 8, 5, 3, widths W, 2W, W, "same" length) -> batch norm -> ReLU, then the mean over time
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0]) for c in enc.fcn.convs] == [(6, 4, 8), (4, 8, 5), (8, 4, 3)]
     h = enc.input(seqs[0]).T.unsqueeze(0)  # (1, E, T)
     for conv, norm in zip(enc.fcn.convs, enc.fcn.norms):
         h = torch.nn.functional.conv1d(h, conv.weight, conv.bias, padding="same")

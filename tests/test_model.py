@@ -97,6 +97,14 @@ def test_sizes_and_rates_out_of_range_are_errors_naming_the_key(setting, message
         SeqModel(SPEECH, **setting)
 
 
+def test_the_convolutional_branch_is_refused_in_a_multi_task_model():
+    two = {**SPEECH, "jv2": {**SPEECH["jv"], "name": "jv2", "feature_dim": 5}}
+    with pytest.raises(SeqlabError, match=r"fcn_width works in a one-task model: .* \(jv, jv2\)\. Set model.fcn_width: 0"):
+        SeqModel(two, fcn_width=4)
+    assert SeqModel(SPEECH, fcn_width=4).encoder.output_size == 2 * 128 + 4
+    assert SeqModel(two).encoder.fcn is None
+
+
 def test_ensemble_settings_that_cannot_work_are_errors():
     with pytest.raises(SeqlabError, match="members must be at least 1"):
         SeqModel(SPEECH, members=0)

@@ -97,18 +97,19 @@ class MaskedBatchNorm(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """x (B, C, T), mask (B, 1, T) of 1.0 on real steps and 0.0 on padding -> (B, C, T)."""
-        h = x.float()  # statistics in float32 under mixed precision too
+        wide = torch.promote_types(x.dtype, torch.float32)  # statistics in at least float32 (float64 stays float64)
+        h, mask = x.to(wide), mask.to(wide)  # the count too: a float16 mask sums to inf past 65,504 steps, bfloat16 rounds past 256
         if self.training:
             n = mask.sum()
             mean = (h * mask).sum((0, 2)) / n  # (C,)
             var = ((h - mean[:, None]) ** 2 * mask).sum((0, 2)) / n  # biased, as BatchNorm normalises
             with torch.no_grad():
-                self.running_mean.lerp_(mean, self.momentum)
-                self.running_var.lerp_(var * n / (n - 1).clamp(min=1), self.momentum)  # unbiased, as BatchNorm keeps
+                self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
+                self.running_var.lerp_((var * n / (n - 1).clamp(min=1)).to(self.running_var.dtype), self.momentum)  # unbiased, as BatchNorm keeps
         else:
-            mean, var = self.running_mean, self.running_var
-        scale = self.weight * torch.rsqrt(var + self.eps)  # (C,)
-        return ((h - mean[:, None]) * scale[:, None] + self.bias[:, None]).to(x.dtype)
+            mean, var = self.running_mean.to(wide), self.running_var.to(wide)
+        scale = self.weight.to(wide) * torch.rsqrt(var + self.eps)  # (C,)
+        return ((h - mean[:, None]) * scale[:, None] + self.bias.to(wide)[:, None]).to(x.dtype)
 
 
 class FCNBranch(nn.Module):
