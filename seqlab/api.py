@@ -115,6 +115,8 @@ class Predictor:
         window for activity). Token ids, or features with the checkpoint's deltas, windows,
         stacking and standardisation applied: what a model from ``python -m seqlab export`` takes.
         (DNA with ``rc_average``: ``predict`` also averages over the reverse complement.)"""
+        if isinstance(inputs, (list, tuple)) and not inputs:
+            raise SeqlabError("There is nothing to encode: the inputs are empty. Give at least one input.")
         module, dataset = self._dataset(self._task(task), inputs)
         if not len(dataset):
             raise SeqlabError("There is nothing to encode: the inputs are empty. Give at least one input.")
@@ -135,6 +137,8 @@ class Predictor:
         if whole is None or whole < 1:
             raise SeqlabError(f"batch_size must be a whole number of at least 1; got {batch_size!r}.")
         batch_size = whole
+        if isinstance(inputs, (list, tuple)) and not inputs:  # no inputs, no rows: as texts and DNA give, for every family
+            return torch.empty(0, len(self.labels(task))), []
         module, dataset = self._dataset(task, inputs)
         collate = module.collate("predict")
         out = torch.empty(len(dataset), len(self.labels(task)))
@@ -149,19 +153,28 @@ class Predictor:
     def _as_input(module, inputs: Any, tmp: Path) -> Any:
         """Arrays for the feature families go through the same file readers as the CLI's predict."""
         family = type(module).__name__
-        if isinstance(inputs, (str, Path)) or family not in ("SpeechDataModule", "ActivityDataModule"):
+        if isinstance(inputs, (str, Path)):
             return inputs
+        if family not in ("SpeechDataModule", "ActivityDataModule"):  # texts, DNA: a pandas Series or numpy array of strings too
+            return inputs if isinstance(inputs, (list, tuple)) or not hasattr(inputs, "__iter__") else list(inputs)
         if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(i, (str, Path)) for i in inputs):
             if family == "SpeechDataModule":
                 return [str(i) for i in inputs]  # WAV files
             raise SeqlabError("Give one signal file (a path) or a list of 2-D arrays of numbers; only speech reads a list of paths (.wav files).")
         give = "Give a list of 2-D arrays of numbers: (time, features) frames or (samples, channels) recordings."
         try:
-            arrays = [np.asarray(a, dtype=np.float32) for a in ([inputs] if isinstance(inputs, np.ndarray) and inputs.ndim == 2 else inputs)]
+            one = isinstance(inputs, (np.ndarray, torch.Tensor)) and inputs.ndim == 2  # one recording
+            arrays = [np.asarray(a, dtype=np.float32) for a in ([inputs] if one else inputs)]
         except (TypeError, ValueError) as err:
             raise SeqlabError(f"{give} These inputs are not ({err}).") from None
         if not arrays or any(a.ndim != 2 for a in arrays):
             raise SeqlabError(give)
+        odd = [i for i, a in enumerate(arrays) if a.shape[1] != arrays[0].shape[1]]
+        if odd:
+            raise SeqlabError(
+                f"Arrays {odd[:5]} have {arrays[odd[0]].shape[1]} columns, array 0 has {arrays[0].shape[1]}: every array needs the "
+                "same features (channels), those the checkpoint was trained on."
+            )
         empty = [i for i, a in enumerate(arrays) if not len(a)]
         if empty:
             raise SeqlabError(f"Arrays {empty[:5]} hold no frames or samples; drop them.")

@@ -99,6 +99,15 @@ def gate_trace(model: nn.Module, task: str, x: Tensor, layer: int = 0) -> dict[s
     if not 0 <= layer < encoder.num_layers:
         raise SeqlabError(f"--layer {layer} does not exist; the model has layers 0 to {encoder.num_layers - 1}.")
     h = model.inputs[task](x.unsqueeze(0))  # (1, T, I)
+    c = encoder.chunk_size
+    if c is not None and h.size(1) > c:  # as the model encodes it: each chunk on its own, no state across a border
+        parts = [layer_trace(encoder, h[:, start : start + c], layer) for start in range(0, h.size(1), c)]
+        return {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
+    return layer_trace(encoder, h, layer)
+
+
+def layer_trace(encoder: nn.Module, h: Tensor, layer: int) -> dict[str, Tensor]:
+    """``gate_trace`` of one whole (1, T, I) input layer output (a chunk of it with ``chunk_size``)."""
     lengths = torch.tensor([h.size(1)], device=h.device)
     h = encoder.front(h, lengths)  # the convolutional front end, if the model has one
     for index in range(layer + 1):
@@ -142,6 +151,8 @@ def integrated_gradients(model: nn.Module, task: str, x: Tensor, target: int, st
 
 def trace_input(model: nn.Module, task: str, x: Tensor, tokens: list[str], layer: int = 0, attribution_steps: int = 32) -> GateTrace:
     """Gates, prediction and attributions of one encoded input."""
+    if attribution_steps < 0:
+        raise SeqlabError(f"--steps is the number of integrated-gradient steps: 0 (no attributions) or more; got {attribution_steps}.")
     model.eval()
     with torch.no_grad():
         probs = model(x.unsqueeze(0), torch.tensor([len(x)], device=x.device), task).float().softmax(-1)[0]

@@ -85,7 +85,12 @@ def export_task(
     """Write ``task`` of ``model`` to ``output`` (and ``<output>.json`` with ``metadata``); returns the path."""
     if fmt not in FORMATS:
         raise SeqlabError(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
-    module = ExportedTask(model, task)
+    if fmt == "onnx":
+        import importlib.util
+
+        if importlib.util.find_spec("onnx") is None:
+            raise SeqlabError('ONNX export needs the onnx package: pip install -e ".[export]" (or use --format torchscript).')
+    module = ExportedTask(model, task).cpu()  # traced with CPU example inputs, whatever device the model is on
     spec = model.specs[task].to_dict()
     x, lengths = example_inputs(spec, model, task)
     output = Path(output)
@@ -165,6 +170,7 @@ def main(args: list[str]) -> Path:
         "output": "probs (B, C): class probabilities in the order of labels",
         "padding_idx": spec["padding_idx"],
         "preprocessing": states.get(task, {}).get("preprocessing"),
+        "settings": states.get(task, {}).get("settings"),  # e.g. DNA's rc_average: predict averages both strands, the graph one
         "family": states.get(task, {}).get("family"),
         "checkpoint": str(ns.ckpt_path),
     }

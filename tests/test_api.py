@@ -45,6 +45,16 @@ def test_load_predict_matches_the_cli_for_every_task(tmp_path):
         for r, e in zip(rows, expected):
             assert all(abs(r["probabilities"][k] - v) < 1e-5 for k, v in e["probabilities"].items())
     assert [r["label"] for r in model.predict(inputs["reviews"], task="reviews")] == ["positive", "negative"]
+    # A table is read from the column the model was trained on (data.text_column: text; the family's default is review).
+    (tmp_path / "new.csv").write_text("text\n" + "\n".join(inputs["reviews"]) + "\n")
+    from_file = model.predict_proba(str(tmp_path / "new.csv"), task="reviews")
+    torch.testing.assert_close(from_file, model.predict_proba(inputs["reviews"], task="reviews"))
+    # Strings in a pandas Series or a numpy array are texts and DNA too; nothing in, nothing out.
+    import pandas as pd
+
+    torch.testing.assert_close(model.predict_proba(pd.Series(inputs["reviews"]), task="reviews"), from_file)
+    torch.testing.assert_close(model.predict_proba(np.array(inputs["dna"]), task="dna"), model.predict_proba(inputs["dna"], task="dna"))
+    assert model.predict([], task="dna") == [] and model.predict_proba([], task="dna").shape == (0, 2)
     with pytest.raises(SeqlabError, match="several tasks"):
         model.predict(["ACGT"])
     with pytest.raises(SeqlabError, match="nothing to encode"):
@@ -70,7 +80,8 @@ def test_load_predict_matches_the_cli_for_every_task(tmp_path):
     assert not torch.allclose(other, alone)
     torch.testing.assert_close(seqlab.load([best, tmp_path / "other.ckpt"]).predict_proba(inputs["dna"], task="dna"), (alone + other) / 2)
     states = task_states(checkpoint)
-    assert states["dna"]["settings"] == {"rc_average": True}
+    assert states["dna"]["settings"] == {"rc_average": True, "sequence_column": "seq"}
+    assert states["reviews"]["settings"] == {"text_column": "text"}
     assert (states["dna"]["preprocessing"]["max_length"], states["dna"]["preprocessing"]["truncation"]) == (12, "tail")
     states["dna"]["preprocessing"]["labels"] = ["plain", "motif"]  # other data settings: not one config
     torch.save(checkpoint, tmp_path / "relabelled.ckpt")
@@ -118,6 +129,11 @@ def test_arrays_for_speech_and_activity_match_the_cli_on_files(tmp_path):
             with pytest.raises(SeqlabError, match=rf"^{own} sequence 0: frames of shape \(5, 3\)"):
                 seqlab.load(best).predict(str(own))
         else:  # one row a window, saying where it lies; a recording shorter than a window is an error
+            assert seqlab.load(best).predict([]) == []  # nothing in, nothing out, as for texts
+            one = seqlab.load(best).predict_proba(
+                torch.tensor(np.array(arrays[0], dtype=np.float32))
+            )  # one recording as a 2-D tensor, as a 2-D array
+            torch.testing.assert_close(one, seqlab.load(best).predict_proba(arrays[0]))
             rows = seqlab.load(best).predict([arrays[0][:120], arrays[0][:50]])
             assert [(r["input"], r["start"], r["stop"]) for r in rows] == [(0, 0, 50), (0, 25, 75), (0, 50, 100), (1, 0, 50)]
             with pytest.raises(SeqlabError, match=r"Recordings \[1\] are shorter than one window \(50 samples\)"):
@@ -189,6 +205,8 @@ def test_feature_inputs_that_are_no_arrays_of_numbers_are_errors(tmp_path):
         Predictor._as_input(module, [[["a", "b"]]], tmp_path)  # (a list of strings is a list of WAV files)
     with pytest.raises(SeqlabError, match=r"Arrays \[1\] hold no frames or samples"):
         Predictor._as_input(module, [np.zeros((3, 12)), np.zeros((0, 12))], tmp_path)
+    with pytest.raises(SeqlabError, match=r"Arrays \[1\] have 5 columns, array 0 has 4: every array needs the same features"):
+        Predictor._as_input(module, [np.zeros((3, 4)), np.zeros((3, 5)), np.zeros((2, 4))], tmp_path)
 
 
 def test_an_unreadable_checkpoint_is_named_in_one_line(tmp_path):

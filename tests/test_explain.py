@@ -68,6 +68,23 @@ def test_figure_shows_the_gates_lstm_cell_computes(layer, conv_kernel):
         torch.testing.assert_close(trace.hidden, fast, rtol=0, atol=1e-5)
 
 
+def test_a_chunked_model_is_traced_chunk_by_chunk_as_it_encodes():
+    torch.manual_seed(0)
+    model = SeqModel(TOKENS, embed_dim=6, hidden_size=5, chunk_size=4, pooling="max").eval()
+    x = torch.randint(2, 30, (9,))
+    trace = trace_input(model, "imdb", x, [f"w{i}" for i in range(9)], attribution_steps=0)
+    with torch.no_grad():  # each chunk on its own: the state starts afresh at steps 4 and 8, the reverse direction at each chunk's end
+        chunks = [
+            model.encoder.encode(x[a:b].unsqueeze(0), torch.tensor([b - a]), input_layer=model.inputs["imdb"])[0] for a, b in ((0, 4), (4, 8), (8, 9))
+        ]
+        whole = model.encoder.encode(x.unsqueeze(0), torch.tensor([9]), input_layer=model.inputs["imdb"])[0]
+    torch.testing.assert_close(trace.hidden, torch.cat(chunks), rtol=0, atol=1e-6)
+    assert not torch.allclose(trace.hidden, whole, atol=1e-3)  # what an unchunked pass would have drawn
+    torch.testing.assert_close(trace.hidden.amax(0), model.encoder(x.unsqueeze(0), torch.tensor([9]), model.inputs["imdb"])[0].detach())
+    with pytest.raises(ValueError, match="0 \\(no attributions\\) or more; got -1"):
+        trace_input(model, "imdb", x, [f"w{i}" for i in range(9)], attribution_steps=-1)
+
+
 def test_an_ensemble_is_explained_through_member_0_and_says_so():
     torch.manual_seed(0)
     model = SeqModel(TOKENS, embed_dim=6, hidden_size=5, members=2).eval()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,7 @@ def test_export_command_onnx_and_torchscript_on_encoded_reviews(trained, tmp_pat
     main(["export", f"--ckpt_path={trained}", "--format", "torchscript", "--output", str(ts_path)])
     meta = json.loads((tmp_path / "out" / "imdb.onnx.json").read_text())
     assert meta["labels"] == ["negative", "positive"] and meta["input"] == "tokens"
+    assert meta["settings"] == {"text_column": "text"}  # the data settings beside the preprocessing (DNA: rc_average)
     assert meta["model_sha256"] == hashlib.sha256(onnx_path.read_bytes()).hexdigest()  # the sidecar names its model
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["imdb.onnx", "imdb.onnx.json", "imdb.pt", "imdb.pt.json"]  # no temp files left
 
@@ -138,6 +140,15 @@ def test_export_command_onnx_and_torchscript_on_encoded_reviews(trained, tmp_pat
     damaged.write_bytes(b"x" * 60 + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, 46, 0, 0))
     with pytest.raises(SeqlabError, match=r"could not be read \(UnpicklingError: Unsupported operand 120\)\. It is not a seqlab/Lightning"):
         seqlab.load(damaged)
+
+
+def test_onnx_export_without_the_onnx_package_says_how_to_get_it(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", f"--ckpt_path={trained}", f"--output={tmp_path / 'out' / 'x.onnx'}"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and 'ONNX export needs the onnx package: pip install -e ".[export]" (or use --format torchscript)' in err
+    assert not (tmp_path / "out" / "x.onnx").exists()
 
 
 def test_export_command_user_errors_exit_2_with_one_paragraph(trained, tmp_path, capsys):

@@ -466,6 +466,9 @@ class ActivityDataModule(SeqDataModule):
         crop = self.crop if split == "train" else 0.0
         return ActivityCollate(self.task_name, p["stats"], p["stack"], self.augment if on else None, crop)
 
+    def predict_settings(self) -> dict[str, Any]:
+        return {"subject_column": self.subject_column, "recording_column": self.recording_column}  # how seqlab.load reads a table
+
     def make_spec(self) -> TaskSpec:
         p = self.preprocessing
         labels = list(p["labels"])

@@ -317,7 +317,7 @@ class DnaDataModule(SeqDataModule):
         }  # fmt: skip
 
     def predict_settings(self) -> dict[str, Any]:
-        return {"rc_average": self.rc_average}
+        return {"rc_average": self.rc_average, "sequence_column": self.sequence_column}
 
     def build_splits(self) -> None:
         table = self._table or self._split_table()

@@ -296,6 +296,9 @@ class TextDataModule(SeqDataModule):
             return TokenDropoutCollate(self.task_name, self.token_dropout)
         return Collate(self.task_name)
 
+    def predict_settings(self) -> dict[str, Any]:
+        return {"text_column": self.text_column}  # seqlab.load reads a table's texts from the column training read
+
     def make_spec(self) -> TaskSpec:
         p = self.preprocessing
         return TaskSpec(self.task_name, "tokens", classification_type(p["labels"]), list(p["labels"]), vocab_size=len(p["vocab"]))
