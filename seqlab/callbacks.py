@@ -348,7 +348,7 @@ class ConfusionMatrixLogger(RedrawCallback):
             values = {f"{stage}/{task}/precision/{name}": float(p) for name, p in zip(labels, precision)}
             values |= {f"{stage}/{task}/recall/{name}": float(r) for name, r in zip(labels, recall)}
             pl_module.log_dict(values, sync_dist=False)
-            if not trainer.is_global_zero:
+            if not trainer.is_global_zero or trainer.fast_dev_run:  # a smoke test overwrites no report of a real run
                 continue
             if logger is not None:
                 import wandb
@@ -358,7 +358,8 @@ class ConfusionMatrixLogger(RedrawCallback):
                 chart = wandb.plot.confusion_matrix(y_true=y_true, preds=preds, class_names=labels, title=f"{stage} {task}")
                 logger.log_metrics({f"{stage}/{task}/confusion_matrix": chart}, step=trainer.global_step)
             else:
-                title, path = f"{stage} {task} · epoch {trainer.current_epoch}", plots_dir(trainer) / f"{stage}_{task}_confusion.png"
+                when = f"epoch {trainer.current_epoch}" if trainer.state.fn == "fit" else Path(trainer.ckpt_path or "current weights").name
+                title, path = f"{stage} {task} · {when}", plots_dir(trainer) / f"{stage}_{task}_confusion.png"
                 self.redraw.later(
                     path.name, lambda counts=counts, labels=labels, title=title, path=path: save_png(confusion_figure(counts, labels, title), path)
                 )
@@ -412,6 +413,12 @@ class TrainingCurves(RedrawCallback):
         super().__init__(every_seconds)
         self.history: dict[str, list[tuple[int, float]]] = {}
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": {key: [list(p) for p in points] for key, points in self.history.items()}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # a resumed fit draws the epochs before it too
+        self.history = {key: [(int(e), float(v)) for e, v in points] for key, points in state_dict.get("history", {}).items()}
+
     def _record(self, trainer: L.Trainer, stage: str) -> None:
         for key, value in trainer.callback_metrics.items():
             parts = key.split("/")
@@ -425,7 +432,7 @@ class TrainingCurves(RedrawCallback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._record(trainer, "train")
-        if trainer.is_global_zero and active_wandb_logger(trainer) is None and self.history:
+        if trainer.is_global_zero and not trainer.fast_dev_run and active_wandb_logger(trainer) is None and self.history:
             path = plots_dir(trainer) / "curves.png"
             self.redraw.later("curves", lambda: save_png(self.figure(), path))  # the history as it is when drawn
 
@@ -505,5 +512,7 @@ class GateFigures(L.Callback):
             if steps > len(x):  # the figure's prediction is that of the steps drawn
                 title += f", its first {len(x)} of {steps} steps"
             fig = draw_gates(trace, title=title)
+            if trainer.fast_dev_run:  # a smoke test draws the figure but overwrites no report of a real run
+                continue
             if not log_figure_to_wandb(trainer, f"gates/{task}", fig):
                 save_png(fig, plots_dir(trainer) / f"gates_{task}.png")

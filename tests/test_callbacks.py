@@ -148,8 +148,27 @@ def test_without_wandb_png_confusion_matrix_and_training_curves(reviews_csv, tmp
         assert [epoch for epoch, _ in history[key]] == [0, 1], key
     assert history["val/imdb/acc"][-1][1] == pytest.approx(float(metrics["val/imdb/acc"]))
 
-    cli.trainer.test(cli.model, datamodule=cli.datamodule)
+    import seqlab.callbacks
+
+    titles = []
+    drawn = seqlab.callbacks.confusion_figure
+    seqlab.callbacks.confusion_figure = lambda counts, labels, title: titles.append(title) or drawn(counts, labels, title)
+    try:
+        cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best")
+    finally:
+        seqlab.callbacks.confusion_figure = drawn
     assert (plots / "test_imdb_confusion.png").read_bytes().startswith(PNG)
+    best = Path(cli.trainer.checkpoint_callback.best_model_path).name
+    assert titles == [f"test imdb · {best}"]  # the weights tested, not the epoch counter (0 outside a fit)
+
+    # A fit resumed from last.ckpt draws its curves from epoch 0, not from where it resumed.
+    resumed = main(["fit", *tiny_text_args(reviews_csv), "--trainer.max_epochs=3", "--ckpt_path=last"])
+    history = next(c for c in resumed.trainer.callbacks if isinstance(c, TrainingCurves)).history
+    assert [epoch for epoch, _ in history["val/imdb/acc"]] == [0, 1, 2]
+    # A smoke test (fast_dev_run) overwrites none of the run's figures.
+    before = {p.name: p.read_bytes() for p in plots.iterdir()}
+    main(["fit", *tiny_text_args(reviews_csv), "--trainer.fast_dev_run=1"])
+    assert {p.name: p.read_bytes() for p in plots.iterdir()} == before
 
 
 def test_redraw_runs_the_newest_drawing_per_key_at_most_once_per_interval():

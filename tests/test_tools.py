@@ -14,7 +14,7 @@ from .conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "tools"))
 from bench_seeds import wrong_cases  # noqa: E402
-from choose import read_history, selection_config, split_arguments  # noqa: E402
+from choose import monitor_scores, read_history, selection_config, split_arguments  # noqa: E402
 
 
 def test_selection_config_drops_callbacks_and_logs_to_csv(tmp_path):
@@ -32,6 +32,27 @@ def test_selection_config_drops_callbacks_and_logs_to_csv(tmp_path):
 def test_read_history_merges_the_validation_rows_of_each_epoch(tmp_path):
     (tmp_path / "metrics.csv").write_text("epoch,step,train/loss,val/t/loss,val/t/acc\n0,3,0.9,,\n0,3,,0.7,0.5\n1,7,0.5,,\n1,7,,0.4,0.75\n")
     assert read_history(tmp_path) == [{"val/t/loss": 0.7, "val/t/acc": 0.5}, {"val/t/loss": 0.4, "val/t/acc": 0.75}]
+
+
+def test_a_monitor_the_fit_never_logged_names_those_it_did():
+    history = [{"val/t/loss": 0.7, "val/t/acc": 0.5}, {"val/t/loss": 0.4, "val/t/acc": 0.75}]
+    assert monitor_scores(history, "val/t/loss") == [0.7, 0.4]
+    with pytest.raises(SystemExit, match=r"val/t/los is not among the validation metrics this fit logged \(val/t/acc, val/t/loss\)"):
+        monitor_scores(history, "val/t/los")
+    with pytest.raises(SystemExit, match="none: no validation ran"):
+        monitor_scores([], "val/t/loss")
+
+
+def test_bench_fit_without_a_checkpoint_to_test_says_so(reviews_csv, tmp_path, monkeypatch):
+    from bench_fit import run
+
+    from .conftest import tiny_text_args
+
+    monkeypatch.chdir(tmp_path)
+    args = tiny_text_args(reviews_csv, "--trainer.fast_dev_run=1")
+    with pytest.raises(SystemExit, match="the fit saved no checkpoint to test .* no results written"):
+        run(args[1], "never_written", args[2:])
+    assert not (ROOT / "tools" / "results" / "never_written.json").exists()
 
 
 def test_split_arguments_for_seeded_shares_and_for_folds():

@@ -42,7 +42,13 @@ def run(config: str, name: str, overrides: list[str]) -> dict:
     fit_seconds = time.perf_counter() - start
     trainer = cli.trainer
     timer = next(cb for cb in trainer.callbacks if isinstance(cb, EpochTimer))
-    best = trainer.checkpoint_callback.best_model_path
+    checkpoint = trainer.checkpoint_callback
+    best = checkpoint.best_model_path or checkpoint.last_model_path if checkpoint is not None else ""
+    if trainer.fast_dev_run or not best:
+        raise SystemExit(
+            "bench_fit: the fit saved no checkpoint to test (fast_dev_run, max_epochs=0, checkpointing off, or a monitored "
+            "metric that was never logged); no results written. Benchmark a full fit."
+        )
     test_start = time.perf_counter()
     results = trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best)[0]
     summary = {

@@ -56,6 +56,11 @@ def main() -> dict:
         start = time.perf_counter()
         cli = cli_main(["fit", "--config", args.config, f"--seed_everything={seed}", "--trainer.logger=false", *overrides])
         seconds = time.perf_counter() - start
+        if len(cli.model.specs) != 1:
+            raise SystemExit(
+                f"bench_seeds.py scores one task; {args.config} trains {len(cli.model.specs)} ({', '.join(cli.model.specs)}). "
+                "Use tools/bench_fit.py --name <name> <config> --seed_everything=<seed> per seed for a multi-task config."
+            )
         checkpoint = cli.trainer.checkpoint_callback.best_model_path
         probs, y, index = test_probabilities(checkpoint, cli.datamodule)
         (spec,) = cli.model.specs.values()

@@ -88,6 +88,18 @@ def split_arguments(
     return common, [[f"--data.init_args.seed={k}", f"--seed_everything={k}"] for k in range(splits)]
 
 
+def monitor_scores(history: list[dict[str, float]], monitor: str) -> list[float]:
+    """``monitor`` at every validation of a fit's history; a metric the fit never logged (or a fit
+    without validation) stops with the names it did log."""
+    if not history or any(monitor not in epoch for epoch in history):
+        seen = sorted({key for epoch in history for key in epoch})
+        raise SystemExit(
+            f"{monitor} is not among the validation metrics this fit logged ({', '.join(seen) or 'none: no validation ran'}); "
+            "pass --monitor (and --mode) naming one of them."
+        )
+    return [epoch[monitor] for epoch in history]
+
+
 def fit_once(
     config: Path, variant: list[str], common: list[str], split: int, split_args: list[str], threads: int, monitor: str, mode: str, log_dir: Path
 ) -> dict:
@@ -109,7 +121,7 @@ def fit_once(
     if done.returncode != 0:
         raise SystemExit(f"fit failed ({shlex.join(cmd)}):\n{done.stderr[-3000:]}")
     history = read_history(log_dir)
-    scores = [epoch[monitor] for epoch in history]
+    scores = monitor_scores(history, monitor)
     best = (min if mode == "min" else max)(range(len(scores)), key=scores.__getitem__)
     acc_key = monitor.rsplit("/", 1)[0] + "/acc" if monitor.endswith("/loss") else monitor
     return {
@@ -194,11 +206,15 @@ def main() -> None:
 
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = {pool.submit(fit_once, *job): name for name, job in jobs}
-        for future in as_completed(futures):
-            name = futures[future]
-            runs.setdefault(name, []).append(future.result())
-            print(f"{name} split {runs[name][-1]['split']}: {runs[name][-1]}", flush=True)
-            summary = write()
+        try:
+            for future in as_completed(futures):
+                name = futures[future]
+                runs.setdefault(name, []).append(future.result())
+                print(f"{name} split {runs[name][-1]['split']}: {runs[name][-1]}", flush=True)
+                summary = write()
+        except BaseException:  # a failed fit (or Ctrl-C): the queued fits do not run before the error is shown
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     print(f"\n{'variant':<16} {monitor + ' (best)':>32} {'val acc at best':>18} {'last epoch':>18} {'acc at last':>12}")
     for name, v in summary["variants"].items():
         print(
