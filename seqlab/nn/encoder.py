@@ -83,8 +83,9 @@ class MaskedBatchNorm(nn.Module):
     """Batch normalisation of (B, C, T) activations whose statistics come from real steps only:
     padding past a sequence's end takes no part, so a sequence's output does not depend on how
     far its batch is padded. Training normalises with the batch's statistics and keeps running
-    averages (momentum 0.1, as ``nn.BatchNorm1d``); evaluation uses those. Statistics are per
-    process (not synchronised under DDP). Not a ``_BatchNorm`` subclass, so Lightning's
+    averages (momentum 0.1, as ``nn.BatchNorm1d``); evaluation uses those. Batch statistics are
+    per process (not synchronised under DDP, which copies rank 0's running averages to the other
+    processes at each step). Not a ``_BatchNorm`` subclass, so Lightning's
     ``sync_batchnorm`` leaves it alone instead of swapping in a layer that cannot take a mask."""
 
     def __init__(self, channels: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
