@@ -31,6 +31,13 @@ def lengths_mask(lengths: Tensor, T: int) -> Tensor:
     return torch.arange(T, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
 
 
+def masked_mean(x: Tensor, mask: Tensor, lengths: Tensor, dim: int) -> Tensor:
+    """The mean of ``x`` over the real steps along ``dim`` (``mask`` 1/True on them, ``lengths`` (B,)
+    of them), summed in at least float32 (float16 holds no length or sum past 65,504), in x's dtype."""
+    wide = torch.promote_types(x.dtype, torch.float32)
+    return ((x * mask).sum(dim, dtype=wide) / lengths.unsqueeze(1).to(wide)).to(x.dtype)
+
+
 def make_input_layer(input_size: int, vocab_size: int | None = None, feature_dim: int | None = None, padding_idx: int = 0) -> nn.Module:
     """Token embedding (vocab_size), feature projection (feature_dim), or identity (neither)."""
     if vocab_size is not None and feature_dim is not None:
@@ -134,8 +141,7 @@ class FCNBranch(nn.Module):
         for conv, norm in zip(self.convs, self.norms):
             k = conv.kernel_size[0]  # "same" length: (k - 1) // 2 zeros before, k // 2 after
             h = nn.functional.relu(norm(conv(nn.functional.pad(h * mask, ((k - 1) // 2, k // 2))), mask))
-        wide = torch.promote_types(h.dtype, torch.float32)
-        return ((h * mask).sum(2, dtype=wide) / lengths.unsqueeze(1).to(wide)).to(h.dtype)  # (B, W)
+        return masked_mean(h, mask, lengths, dim=2)  # (B, W)
 
 
 class LSTMEncoder(nn.Module):
@@ -309,10 +315,8 @@ class LSTMEncoder(nn.Module):
             return torch.cat([last[:, :H], out[:, 0, H:]], dim=1)  # reverse direction ends at step 0
         if self.pooling in ("mean", "max", "mean_max"):
             parts = []
-            if self.pooling != "max":  # summed in at least float32: float16 holds no length or sum past 65,504
-                wide = torch.promote_types(out.dtype, torch.float32)
-                mean = (out * mask).sum(1, dtype=wide) / lengths.unsqueeze(1).to(wide)
-                parts.append(mean.to(out.dtype))
+            if self.pooling != "max":
+                parts.append(masked_mean(out, mask, lengths, dim=1))
             if self.pooling != "mean":
                 parts.append(out.masked_fill(~mask, float("-inf")).amax(1))
             return torch.cat(parts, dim=1)  # (B, D), or (B, 2D) for mean_max
