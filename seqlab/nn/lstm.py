@@ -177,6 +177,19 @@ class ReferenceLSTM(nn.Module):
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
+    def _check_hx(self, hx: tuple[Tensor, Tensor] | None, batch: int | None) -> None:
+        """(h_0, c_0) must each be (layers * directions, batch, hidden), or (layers * directions, hidden)
+        for one unbatched sequence (``batch`` None)."""
+        if hx is None:
+            return
+        layers = self.num_layers * (2 if self.bidirectional else 1)
+        want = (layers, self.hidden_size) if batch is None else (layers, batch, self.hidden_size)
+        if not all(tuple(t.shape) == want for t in hx):
+            got = [tuple(t.shape) for t in hx]
+            dims = "(layers * directions, hidden)" if batch is None else "(layers * directions, batch, hidden)"
+            lead = "For one unbatched sequence, hx" if batch is None else "hx"
+            raise SeqlabError(f"{lead} (h_0, c_0) must each have shape {want} {dims}; got {got}.")
+
     def forward(
         self,
         x: Tensor,
@@ -192,10 +205,7 @@ class ReferenceLSTM(nn.Module):
         1 is reverse, in time order of the run).
         """
         if x.dim() == 2:  # one sequence, as nn.LSTM takes it: run it as a batch of one
-            want = (self.num_layers * (2 if self.bidirectional else 1), self.hidden_size)
-            if hx is not None and not all(tuple(t.shape) == want for t in hx):
-                got = [tuple(t.shape) for t in hx]
-                raise SeqlabError(f"For one unbatched sequence, hx (h_0, c_0) must each have shape {want} (layers * directions, hidden); got {got}.")
+            self._check_hx(hx, None)
             hx = None if hx is None else (hx[0].unsqueeze(1), hx[1].unsqueeze(1))
             batch_dim = 0 if self.batch_first else 1
             lengths = None if lengths is None else torch.as_tensor(lengths).reshape(-1)  # one length; more: the named error
@@ -213,9 +223,7 @@ class ReferenceLSTM(nn.Module):
             lengths = check_lengths(lengths, *x.shape[:2], x.device)
         if x.size(2) != self.input_size:
             raise SeqlabError(f"ReferenceLSTM(input_size={self.input_size}) got inputs of {x.size(2)} features (shape {tuple(x.shape)}).")
-        want = (self.num_layers * (2 if self.bidirectional else 1), x.size(0), self.hidden_size)
-        if hx is not None and not all(tuple(t.shape) == want for t in hx):
-            raise SeqlabError(f"hx (h_0, c_0) must each have shape {want} (layers * directions, batch, hidden); got {[tuple(t.shape) for t in hx]}.")
+        self._check_hx(hx, x.size(0))
         h_n, c_n, all_gates = [], [], {}
         for layer in range(self.num_layers):
             outs = []
